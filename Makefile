@@ -1,0 +1,43 @@
+# chainwatch: `make help` lists the targets.
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+
+.PHONY: help run build test check fmt clippy rules-check bench deps up down clean
+
+help: ## Show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+run: ## Run on the embedded broker fed by the simulator (no Kafka needed)
+	$(CARGO) run --locked -- run
+
+build: ## Build the release binary
+	$(CARGO) build --locked --release
+
+deps: ## Install what tests need (tansu broker, system packages)
+	scripts/install-deps.sh
+
+test: deps ## Run every test: unit tests and integration tests against a real broker
+	$(CARGO) test --locked --all-targets
+
+check: fmt clippy rules-check ## Formatting, lints, and rule files
+
+fmt: ## Check formatting
+	$(CARGO) fmt --all -- --check
+
+clippy: ## Lint, warnings are errors
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+rules-check: ## Parse and plan every rule and indicator in rules/
+	$(CARGO) run --locked --quiet -- rules check rules
+
+bench: deps ## Benchmarks (release build); figures go to docs/benchmarks.md
+	$(CARGO) run --locked --release --example bench
+
+up: ## Full stack in docker (Kafka, chainwatch, simulator, Prometheus, Alertmanager, Grafana)
+	docker compose -f docker/compose.yaml up -d --build
+
+down: ## Stop the docker stack
+	docker compose -f docker/compose.yaml down
+
+clean:
+	$(CARGO) clean

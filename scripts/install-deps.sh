@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install what a fresh machine lacks to build and test chainwatch:
+# - tansu, a Kafka-protocol broker, for the integration tests (skipped when that version is on PATH);
+# - system packages: a C toolchain, cmake and zlib for librdkafka; prometheus/promtool for checks.
+set -euo pipefail
+
+TANSU_VERSION=0.6.0
+
+need_apt=()
+command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
+command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+dpkg -s zlib1g-dev >/dev/null 2>&1 || need_apt+=(zlib1g-dev)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "install-deps: apt-get install ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if tansu --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+  echo "install-deps: tansu $TANSU_VERSION already installed"
+else
+  echo "install-deps: cargo install tansu $TANSU_VERSION (takes several minutes)"
+  cargo install tansu --version "$TANSU_VERSION" --locked --features dynostore,libsql --quiet
+fi

@@ -1,0 +1,761 @@
+//! The alert state machine: indicator rows + event time -> pending, firing and resolved alerts.
+//!
+//! In: for one rule at a time, the rows of its indicator at this tick ([`Sample`]s: key columns as
+//! labels, the value column, the whole row) and the tick's event time in milliseconds. Out:
+//! [`AlertEngine::alerts`], the current [`Alert`]s with rendered annotations, ready to be exported
+//! as `ALERTS` / `ALERTS_FOR_STATE` series and sent to alert sinks.
+//!
+//! Prometheus semantics (`rules/alerting.go`), made a pure function of (samples, now): no clock is
+//! read, so replays and tests are deterministic.
+//! - Severity: critical when `value op critical`, else warning when `value op warning`, else the
+//!   condition is false (so is a missing or NaN value).
+//! - Identity: rule + labels without `severity`, so an alert escalates and de-escalates in place.
+//! - inactive -> pending (`active_at = now`) -> firing once `now - active_at >= for` (at once when
+//!   `for` is 0). When the condition is false or the row is absent, a pending alert is dropped and
+//!   a firing one stays firing while `now - last_true < keep_firing_for`, then is resolved.
+//! - Resolved alerts are kept [`RESOLVED_RETENTION_MS`] of event time so sinks can re-send them;
+//!   if the condition comes back meanwhile a new pending alert replaces it.
+//! - Several rows with one label set in one evaluation are an error for those rows only; the
+//!   alerts with that label set are left as they were.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::rules::template::{self, Templates};
+use crate::rules::{AlertRule, RuleSet};
+
+/// How long a resolved alert is kept (15 minutes of event time).
+pub const RESOLVED_RETENTION_MS: i64 = 15 * 60 * 1000;
+
+/// One indicator row as seen by a rule.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Sample {
+    /// The indicator's key columns (supplier, site, part, lane ...); they become alert labels.
+    pub labels: BTreeMap<String, String>,
+    /// The rule's value column; `None` (SQL NULL) never meets a threshold.
+    pub value: Option<f64>,
+    /// Every column of the row, for annotation templates (`row.open_late_lines`).
+    pub row: BTreeMap<String, serde_json::Value>,
+}
+
+/// Alert severity, the `severity` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The warning threshold is met.
+    Warning,
+    /// The critical threshold is met.
+    Critical,
+}
+
+impl Severity {
+    /// `warning` or `critical`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where an alert is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertState {
+    /// The condition holds but not yet for `for`.
+    Pending,
+    /// The condition has held for `for` (or is kept firing by `keep_firing_for`).
+    Firing,
+    /// It fired and its condition cleared; kept for re-sending, then removed.
+    Resolved,
+}
+
+impl AlertState {
+    /// `pending`, `firing` or `resolved`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Pending => "pending",
+            AlertState::Firing => "firing",
+            AlertState::Resolved => "resolved",
+        }
+    }
+}
+
+impl fmt::Display for AlertState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One alert of one rule for one label set. Times are event-time milliseconds since the epoch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Alert {
+    /// The rule's name, also the `alertname` label.
+    pub rule: String,
+    /// alertname, severity, reason_code, the rule's static labels and the indicator key labels.
+    pub labels: BTreeMap<String, String>,
+    /// Pending, firing or resolved.
+    pub state: AlertState,
+    /// Current (or last) severity.
+    pub severity: Severity,
+    /// The value at the last evaluation where the condition held.
+    pub value: f64,
+    /// The threshold of `severity`.
+    pub threshold: f64,
+    /// When the condition started to hold.
+    pub active_at: i64,
+    /// When it started firing.
+    pub fired_at: Option<i64>,
+    /// When it was resolved.
+    pub resolved_at: Option<i64>,
+    /// The last evaluation that saw it.
+    pub last_evaluated: i64,
+    /// Rendered annotations (summary, description, runbook_url ...).
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Evaluation errors; the engine's state stays consistent after any of them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AlertError {
+    /// The rule is not in the engine's rule set.
+    #[error("unknown rule {rule:?}")]
+    UnknownRule {
+        /// The name asked for.
+        rule: String,
+    },
+    /// Several samples of one evaluation had the same label set (the indicator's key columns
+    /// are not unique); those samples were skipped, the others evaluated.
+    #[error("rule {rule:?}: several samples share a label set, skipped: {}", sets.join(", "))]
+    DuplicateLabelSets {
+        /// The rule evaluated.
+        rule: String,
+        /// Each label set seen more than once, as `{k="v", ...}`.
+        sets: Vec<String>,
+    },
+}
+
+/// An alert and the last time its condition held (for `keep_firing_for`).
+#[derive(Debug, Clone)]
+struct Entry {
+    alert: Alert,
+    last_true: i64,
+}
+
+impl Entry {
+    /// A new pending alert; the caller fills in value, threshold, labels and annotations.
+    fn pending(rule: &str, severity: Severity, now_ms: i64) -> Self {
+        Entry {
+            alert: Alert {
+                rule: rule.to_string(),
+                labels: BTreeMap::new(),
+                state: AlertState::Pending,
+                severity,
+                value: f64::NAN,
+                threshold: f64::NAN,
+                active_at: now_ms,
+                fired_at: None,
+                resolved_at: None,
+                last_evaluated: now_ms,
+                annotations: BTreeMap::new(),
+            },
+            last_true: now_ms,
+        }
+    }
+}
+
+/// Labels identifying an alert within its rule: every label but `severity`.
+type Identity = BTreeMap<String, String>;
+
+/// Evaluates rules into alerts; see the module docs for the semantics.
+#[derive(Debug)]
+pub struct AlertEngine {
+    /// Rules by name.
+    rules: BTreeMap<String, AlertRule>,
+    /// Annotation templates of every rule, compiled once.
+    templates: Templates,
+    /// Alerts by rule, then identity.
+    active: BTreeMap<String, BTreeMap<Identity, Entry>>,
+}
+
+impl AlertEngine {
+    /// An engine for `rules`, with no alerts.
+    pub fn new(rules: &RuleSet) -> Self {
+        let mut engine = AlertEngine {
+            rules: BTreeMap::new(),
+            templates: Templates::default(),
+            active: BTreeMap::new(),
+        };
+        engine.set_rules(rules);
+        engine
+    }
+
+    /// Replaces the rule set; alerts of rules whose definition did not change keep their state,
+    /// others are dropped.
+    pub fn set_rules(&mut self, rules: &RuleSet) {
+        let new: BTreeMap<String, AlertRule> = rules
+            .rules()
+            .map(|rule| (rule.name.clone(), rule.clone()))
+            .collect();
+        let old = &self.rules;
+        self.active
+            .retain(|name, _| match (old.get(name), new.get(name)) {
+                (Some(old), Some(new)) => old.same_definition(new),
+                _ => false,
+            });
+        self.templates = Templates::compile(new.values());
+        self.rules = new;
+    }
+
+    /// The rule named `name`, to find its indicator and value column.
+    pub fn rule(&self, name: &str) -> Option<&AlertRule> {
+        self.rules.get(name)
+    }
+
+    /// Evaluates one rule with the indicator rows of this tick at event time `now_ms`.
+    ///
+    /// # Errors
+    /// [`AlertError::UnknownRule`]; [`AlertError::DuplicateLabelSets`] after evaluating every
+    /// other sample.
+    pub fn evaluate(
+        &mut self,
+        rule: &str,
+        samples: &[Sample],
+        now_ms: i64,
+    ) -> Result<(), AlertError> {
+        let AlertEngine {
+            rules,
+            templates,
+            active,
+        } = self;
+        let Some(rule) = rules.get(rule) else {
+            return Err(AlertError::UnknownRule {
+                rule: rule.to_string(),
+            });
+        };
+        let mut by_identity: BTreeMap<Identity, Vec<&Sample>> = BTreeMap::new();
+        for sample in samples {
+            by_identity
+                .entry(identity(rule, &sample.labels))
+                .or_default()
+                .push(sample);
+        }
+        let alerts = active.entry(rule.name.clone()).or_default();
+        let mut duplicates = Vec::new();
+        let mut handled: BTreeSet<Identity> = BTreeSet::new();
+        let for_ms = millis(rule.for_);
+        for (id, group) in by_identity {
+            let [sample] = group.as_slice() else {
+                duplicates.push(format_labels(&id));
+                handled.insert(id);
+                continue;
+            };
+            let Some((severity, threshold, value)) = classify(rule, sample.value) else {
+                continue;
+            };
+            if alerts
+                .get(&id)
+                .is_none_or(|entry| entry.alert.state == AlertState::Resolved)
+            {
+                alerts.insert(id.clone(), Entry::pending(&rule.name, severity, now_ms));
+            }
+            let Some(entry) = alerts.get_mut(&id) else {
+                continue;
+            };
+            let alert = &mut entry.alert;
+            entry.last_true = now_ms;
+            alert.last_evaluated = now_ms;
+            alert.severity = severity;
+            alert.threshold = threshold;
+            alert.value = value;
+            alert.labels = id.clone();
+            alert
+                .labels
+                .insert("severity".to_string(), severity.as_str().to_string());
+            if alert.state == AlertState::Pending
+                && now_ms.saturating_sub(alert.active_at) >= for_ms
+            {
+                alert.state = AlertState::Firing;
+                alert.fired_at = Some(now_ms);
+            }
+            alert.annotations = templates.render(rule, &context(rule, alert, &sample.row));
+            handled.insert(id);
+        }
+        let keep_ms = millis(rule.keep_firing_for);
+        alerts.retain(|id, entry| {
+            if handled.contains(id) {
+                return true;
+            }
+            let alert = &mut entry.alert;
+            alert.last_evaluated = now_ms;
+            match alert.state {
+                AlertState::Pending => false,
+                AlertState::Firing => {
+                    if now_ms.saturating_sub(entry.last_true) >= keep_ms {
+                        alert.state = AlertState::Resolved;
+                        alert.resolved_at = Some(now_ms);
+                    }
+                    true
+                }
+                AlertState::Resolved => {
+                    let since = now_ms.saturating_sub(alert.resolved_at.unwrap_or(now_ms));
+                    since < RESOLVED_RETENTION_MS
+                }
+            }
+        });
+        if alerts.is_empty() {
+            active.remove(&rule.name);
+        }
+        if duplicates.is_empty() {
+            Ok(())
+        } else {
+            Err(AlertError::DuplicateLabelSets {
+                rule: rule.name.clone(),
+                sets: duplicates,
+            })
+        }
+    }
+
+    /// Pending, firing and recently resolved alerts, sorted by rule then labels.
+    pub fn alerts(&self) -> Vec<Alert> {
+        let mut out: Vec<Alert> = self
+            .active
+            .values()
+            .flat_map(|alerts| alerts.values().map(|entry| entry.alert.clone()))
+            .collect();
+        out.sort_by(|a, b| (&a.rule, &a.labels).cmp(&(&b.rule, &b.labels)));
+        out
+    }
+}
+
+/// The severity, its threshold and the value when the condition holds.
+fn classify(rule: &AlertRule, value: Option<f64>) -> Option<(Severity, f64, f64)> {
+    let value = value.filter(|v| !v.is_nan())?;
+    if let Some(critical) = rule.critical.filter(|c| rule.op.holds(value, *c)) {
+        return Some((Severity::Critical, critical, value));
+    }
+    let warning = rule.warning.filter(|w| rule.op.holds(value, *w))?;
+    Some((Severity::Warning, warning, value))
+}
+
+/// Sample labels, overridden by the rule's static labels, then alertname and reason_code.
+fn identity(rule: &AlertRule, sample_labels: &BTreeMap<String, String>) -> Identity {
+    let mut labels = sample_labels.clone();
+    labels.extend(rule.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    labels.insert("alertname".to_string(), rule.name.clone());
+    labels.insert("reason_code".to_string(), rule.reason_code.clone());
+    labels.remove("severity");
+    labels
+}
+
+fn format_labels(labels: &BTreeMap<String, String>) -> String {
+    let inner = labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("{{{inner}}}")
+}
+
+fn millis(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// What annotation templates see.
+fn context(
+    rule: &AlertRule,
+    alert: &Alert,
+    row: &BTreeMap<String, serde_json::Value>,
+) -> minijinja::Value {
+    minijinja::context! {
+        labels => &alert.labels,
+        value => alert.value,
+        threshold => alert.threshold,
+        severity => alert.severity.as_str(),
+        alertname => &rule.name,
+        indicator => &rule.indicator,
+        row => row,
+        active_at => template::rfc3339(alert.active_at),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::{FieldLocations, Location, Op, RuleGroup};
+    use std::time::Duration;
+
+    const MIN: i64 = 60_000;
+
+    /// `Late`: supplier_delivery.on_time_ratio < 0.9 warning, < 0.75 critical.
+    fn rule(name: &str, for_min: u64, keep_min: u64) -> AlertRule {
+        AlertRule {
+            name: name.to_string(),
+            indicator: "supplier_delivery".to_string(),
+            value: "on_time_ratio".to_string(),
+            op: Op::Lt,
+            warning: Some(0.9),
+            critical: Some(0.75),
+            for_: Duration::from_secs(60 * for_min),
+            keep_firing_for: Duration::from_secs(60 * keep_min),
+            reason_code: "supplier_late_deliveries".to_string(),
+            labels: BTreeMap::from([("team".to_string(), "procurement".to_string())]),
+            annotations: BTreeMap::from([(
+                "summary".to_string(),
+                "{{ labels.supplier }} {{ value | percent }}".to_string(),
+            )]),
+            location: Location::default(),
+            field_locations: FieldLocations::default(),
+        }
+    }
+
+    fn set(rules: Vec<AlertRule>) -> RuleSet {
+        RuleSet {
+            groups: vec![RuleGroup {
+                name: "g".to_string(),
+                file: "r.yaml".into(),
+                rules,
+            }],
+        }
+    }
+
+    fn engine(for_min: u64, keep_min: u64) -> AlertEngine {
+        AlertEngine::new(&set(vec![rule("Late", for_min, keep_min)]))
+    }
+
+    fn sample(supplier: &str, value: Option<f64>) -> Sample {
+        Sample {
+            labels: BTreeMap::from([("supplier".to_string(), supplier.to_string())]),
+            value,
+            row: BTreeMap::from([("open_late_lines".to_string(), serde_json::json!(7))]),
+        }
+    }
+
+    fn eval(e: &mut AlertEngine, value: Option<f64>, now: i64) {
+        e.evaluate("Late", &[sample("S1", value)], now).unwrap();
+    }
+
+    /// (state, severity) of the only alert, or None.
+    fn only(e: &AlertEngine) -> Option<(AlertState, Severity)> {
+        let alerts = e.alerts();
+        assert!(alerts.len() <= 1, "{alerts:?}");
+        alerts.first().map(|a| (a.state, a.severity))
+    }
+
+    #[test]
+    fn pending_becomes_firing_after_for() {
+        let mut e = engine(10, 0);
+        eval(&mut e, Some(0.8), 0);
+        assert_eq!(only(&e), Some((AlertState::Pending, Severity::Warning)));
+        eval(&mut e, Some(0.8), 9 * MIN);
+        assert_eq!(only(&e), Some((AlertState::Pending, Severity::Warning)));
+        eval(&mut e, Some(0.8), 10 * MIN);
+        let a = &e.alerts()[0];
+        assert_eq!(
+            (a.state, a.active_at, a.fired_at),
+            (AlertState::Firing, 0, Some(10 * MIN))
+        );
+        assert_eq!(a.last_evaluated, 10 * MIN);
+    }
+
+    #[test]
+    fn for_zero_fires_on_first_evaluation() {
+        let mut e = engine(0, 0);
+        eval(&mut e, Some(0.8), 5);
+        let a = &e.alerts()[0];
+        assert_eq!(
+            (a.state, a.active_at, a.fired_at),
+            (AlertState::Firing, 5, Some(5))
+        );
+    }
+
+    #[test]
+    fn labels_combine_sample_static_and_engine_labels() {
+        let mut e = engine(0, 0);
+        eval(&mut e, Some(0.8), 0);
+        let labels = &e.alerts()[0].labels;
+        let expected = [
+            ("alertname", "Late"),
+            ("reason_code", "supplier_late_deliveries"),
+            ("severity", "warning"),
+            ("supplier", "S1"),
+            ("team", "procurement"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        assert_eq!(labels, &BTreeMap::from(expected));
+    }
+
+    #[test]
+    fn escalates_and_de_escalates_in_place() {
+        let mut e = engine(10, 0);
+        eval(&mut e, Some(0.8), 0);
+        eval(&mut e, Some(0.7), 5 * MIN);
+        let a = &e.alerts()[0];
+        assert_eq!(
+            (a.state, a.severity, a.threshold),
+            (AlertState::Pending, Severity::Critical, 0.75)
+        );
+        assert_eq!(
+            (a.active_at, a.labels["severity"].as_str()),
+            (0, "critical")
+        );
+        eval(&mut e, Some(0.7), 10 * MIN);
+        eval(&mut e, Some(0.85), 11 * MIN);
+        let alerts = e.alerts();
+        assert_eq!(alerts.len(), 1);
+        let a = &alerts[0];
+        assert_eq!(
+            (a.state, a.severity, a.threshold, a.value),
+            (AlertState::Firing, Severity::Warning, 0.9, 0.85)
+        );
+        assert_eq!(
+            (a.active_at, a.fired_at, a.labels["severity"].as_str()),
+            (0, Some(10 * MIN), "warning")
+        );
+    }
+
+    #[test]
+    fn only_critical_threshold() {
+        let mut r = rule("Late", 0, 0);
+        r.warning = None;
+        let mut e = AlertEngine::new(&set(vec![r]));
+        eval(&mut e, Some(0.8), 0);
+        assert_eq!(only(&e), None);
+        eval(&mut e, Some(0.5), MIN);
+        assert_eq!(only(&e), Some((AlertState::Firing, Severity::Critical)));
+    }
+
+    #[test]
+    fn resolves_then_keeps_resolved_alert_fifteen_minutes() {
+        let mut e = engine(0, 0);
+        eval(&mut e, Some(0.8), 0);
+        eval(&mut e, Some(0.95), MIN);
+        let a = &e.alerts()[0];
+        assert_eq!(
+            (a.state, a.resolved_at, a.value),
+            (AlertState::Resolved, Some(MIN), 0.8)
+        );
+        e.evaluate("Late", &[], 15 * MIN).unwrap();
+        assert_eq!(only(&e), Some((AlertState::Resolved, Severity::Warning)));
+        assert_eq!(e.alerts()[0].last_evaluated, 15 * MIN);
+        e.evaluate("Late", &[], 16 * MIN).unwrap();
+        assert_eq!(only(&e), None);
+    }
+
+    #[test]
+    fn resolved_alert_whose_condition_returns_starts_pending_again() {
+        let mut e = engine(5, 0);
+        eval(&mut e, Some(0.8), 0);
+        eval(&mut e, Some(0.8), 5 * MIN);
+        eval(&mut e, Some(0.95), 6 * MIN);
+        assert_eq!(only(&e), Some((AlertState::Resolved, Severity::Warning)));
+        eval(&mut e, Some(0.8), 7 * MIN);
+        let a = &e.alerts()[0];
+        assert_eq!(
+            (a.state, a.active_at, a.fired_at, a.resolved_at),
+            (AlertState::Pending, 7 * MIN, None, None)
+        );
+    }
+
+    #[test]
+    fn keep_firing_for_holds_a_firing_alert() {
+        let mut e = engine(0, 5);
+        eval(&mut e, Some(0.8), 0);
+        eval(&mut e, Some(0.95), MIN);
+        e.evaluate("Late", &[], 4 * MIN).unwrap();
+        assert_eq!(only(&e), Some((AlertState::Firing, Severity::Warning)));
+        eval(&mut e, Some(0.95), 5 * MIN);
+        let a = &e.alerts()[0];
+        assert_eq!(
+            (a.state, a.resolved_at),
+            (AlertState::Resolved, Some(5 * MIN))
+        );
+    }
+
+    #[test]
+    fn pending_alert_is_dropped_when_false_or_absent() {
+        let mut e = engine(10, 5);
+        eval(&mut e, Some(0.8), 0);
+        eval(&mut e, Some(0.95), MIN);
+        assert_eq!(only(&e), None);
+        eval(&mut e, Some(0.8), 2 * MIN);
+        e.evaluate("Late", &[sample("S2", Some(0.99))], 3 * MIN)
+            .unwrap();
+        assert_eq!(only(&e), None);
+    }
+
+    #[test]
+    fn none_and_nan_values_are_false() {
+        let mut e = engine(0, 0);
+        eval(&mut e, None, 0);
+        eval(&mut e, Some(f64::NAN), MIN);
+        assert_eq!(only(&e), None);
+        eval(&mut e, Some(0.8), 2 * MIN);
+        eval(&mut e, Some(f64::NAN), 3 * MIN);
+        assert_eq!(only(&e), Some((AlertState::Resolved, Severity::Warning)));
+    }
+
+    #[test]
+    fn duplicate_label_sets_are_an_error_for_those_samples_only() {
+        let mut e = engine(0, 0);
+        eval(&mut e, Some(0.8), 0);
+        let samples = [
+            sample("S1", Some(0.1)),
+            sample("S1", Some(0.99)),
+            sample("S2", Some(0.8)),
+        ];
+        let err = e.evaluate("Late", &samples, MIN).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "rule \"Late\": several samples share a label set, skipped: {alertname=\"Late\", \
+             reason_code=\"supplier_late_deliveries\", supplier=\"S1\", team=\"procurement\"}"
+        );
+        let alerts = e.alerts();
+        assert_eq!(alerts.len(), 2);
+        assert_eq!(
+            (
+                alerts[0].labels["supplier"].as_str(),
+                alerts[0].last_evaluated
+            ),
+            ("S1", 0)
+        );
+        assert_eq!(
+            (alerts[0].state, alerts[0].value),
+            (AlertState::Firing, 0.8)
+        );
+        assert_eq!(
+            (alerts[1].labels["supplier"].as_str(), alerts[1].state),
+            ("S2", AlertState::Firing)
+        );
+    }
+
+    #[test]
+    fn unknown_rule_is_an_error() {
+        let mut e = engine(0, 0);
+        let err = e.evaluate("Nope", &[], 0).unwrap_err();
+        assert_eq!(
+            err,
+            AlertError::UnknownRule {
+                rule: "Nope".to_string()
+            }
+        );
+    }
+
+    #[test]
+    fn annotations_render_value_threshold_row_and_labels() {
+        let mut r = rule("Late", 0, 0);
+        r.annotations = BTreeMap::from([
+            ("summary".to_string(), "{{ alertname }} {{ labels.supplier }} {{ value | percent }} < {{ threshold | percent }} ({{ severity }}, {{ indicator }})".to_string()),
+            ("description".to_string(), "{{ row.open_late_lines }} late lines since {{ active_at }}; {{ row.lead_days | days }}, {{ value | round(2) }}".to_string()),
+        ]);
+        let mut e = AlertEngine::new(&set(vec![r]));
+        let mut s = sample("S1", Some(0.7312));
+        s.row
+            .insert("lead_days".to_string(), serde_json::json!(3.24));
+        e.evaluate("Late", &[s], 1_709_272_800_000).unwrap();
+        let a = &e.alerts()[0];
+        assert_eq!(
+            a.annotations["summary"],
+            "Late S1 73.1% < 75% (critical, supplier_delivery)"
+        );
+        assert_eq!(
+            a.annotations["description"],
+            "7 late lines since 2024-03-01T06:00:00Z; 3.2 days, 0.73"
+        );
+    }
+
+    #[test]
+    fn render_errors_fall_back_to_the_template_text() {
+        let mut r = rule("Late", 0, 0);
+        r.annotations = BTreeMap::from([
+            (
+                "summary".to_string(),
+                "{{ row.missing | percent }}".to_string(),
+            ),
+            (
+                "description".to_string(),
+                "{{ value | percent }".to_string(),
+            ),
+        ]);
+        let mut e = AlertEngine::new(&set(vec![r]));
+        eval(&mut e, Some(0.8), 0);
+        let a = &e.alerts()[0];
+        assert!(
+            a.annotations["summary"].starts_with("{{ row.missing | percent }} (template error: "),
+            "{}",
+            a.annotations["summary"]
+        );
+        assert!(
+            a.annotations["description"]
+                .starts_with("{{ value | percent } (template error: syntax error"),
+            "{}",
+            a.annotations["description"]
+        );
+    }
+
+    #[test]
+    fn set_rules_keeps_state_of_unchanged_rules_only() {
+        let mut e = AlertEngine::new(&set(vec![
+            rule("Late", 0, 0),
+            rule("Other", 0, 0),
+            rule("Gone", 0, 0),
+        ]));
+        for name in ["Late", "Other", "Gone"] {
+            e.evaluate(name, &[sample("S1", Some(0.8))], 0).unwrap();
+        }
+        let mut moved = rule("Late", 0, 0);
+        moved.location.line = 40;
+        let mut changed = rule("Other", 0, 0);
+        changed.warning = Some(0.95);
+        e.set_rules(&set(vec![moved, changed]));
+        let alerts = e.alerts();
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(
+            (alerts[0].rule.as_str(), alerts[0].state),
+            ("Late", AlertState::Firing)
+        );
+        assert_eq!(e.rule("Other").and_then(|r| r.warning), Some(0.95));
+        assert!(e.evaluate("Gone", &[], MIN).is_err());
+    }
+
+    #[test]
+    fn alerts_are_sorted_by_rule_then_labels() {
+        let mut e = AlertEngine::new(&set(vec![rule("B", 0, 0), rule("A", 0, 0)]));
+        let samples = [sample("S2", Some(0.8)), sample("S1", Some(0.8))];
+        e.evaluate("B", &samples, 0).unwrap();
+        e.evaluate("A", &samples, 0).unwrap();
+        let order: Vec<_> = e
+            .alerts()
+            .iter()
+            .map(|a| format!("{}/{}", a.rule, a.labels["supplier"]))
+            .collect();
+        assert_eq!(order, ["A/S1", "A/S2", "B/S1", "B/S2"]);
+    }
+
+    #[test]
+    fn example_rule_file_renders_its_summary() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/rules/supplier_delivery.good.yaml");
+        let rules = crate::rules::load_paths(&[path]).unwrap();
+        let mut e = AlertEngine::new(&rules);
+        let s = sample("S1", Some(0.873));
+        e.evaluate("SupplierOnTimeRatioLow", &[s], 0).unwrap();
+        let a = &e.alerts()[0];
+        assert_eq!(a.state, AlertState::Pending, "for: 6h");
+        assert_eq!(
+            a.annotations["summary"],
+            "Supplier S1 delivered 87.3% on time over 30 days (threshold 90%)."
+        );
+        assert_eq!(
+            a.annotations["description"],
+            "7 open lines are late; active since 1970-01-01T00:00:00Z."
+        );
+    }
+}

@@ -1,0 +1,291 @@
+//! Every metric chainwatch exports, defined in one place.
+//!
+//! In: counts and timings from the pipeline stages, indicator rows and alerts from each
+//! evaluation. Out: the Prometheus text exposition served on `/metrics`.
+//!
+//! Self-metrics live in a [`Registry`]. Indicator and alert series change shape with every
+//! evaluation (a supplier appears, an alert resolves), so they are built as whole metric
+//! families per evaluation and swapped in at once: a scrape never sees half an evaluation.
+//! Names follow `chainwatch_<subsystem>_<name>_<unit>`; indicator columns in days are
+//! exported in seconds (`mean_delay_days` -> `..._mean_delay_seconds`).
+
+use std::collections::BTreeMap;
+
+use prometheus::proto::{Gauge, LabelPair, Metric, MetricFamily, MetricType};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::alerts::{Alert, AlertState};
+use crate::indicators::IndicatorResult;
+
+/// Names and help of every self-metric; a test checks `/metrics` against this list.
+pub const SELF_METRICS: &[(&str, &str)] = &[
+    ("chainwatch_ingest_messages_total", "Kafka messages consumed, by topic."),
+    ("chainwatch_ingest_bytes_total", "Payload bytes consumed, by topic."),
+    ("chainwatch_ingest_rejected_total", "Messages rejected (dead-lettered), by reason."),
+    ("chainwatch_ingest_dead_letters_total", "Records written to the dead-letter topic."),
+    ("chainwatch_ingest_dead_letter_errors_total", "Failed writes to the dead-letter topic (retried)."),
+    ("chainwatch_ingest_batch_rows", "Messages per micro-batch."),
+    ("chainwatch_ingest_consumer_lag_messages", "High watermark minus committed offset, by topic and partition."),
+    ("chainwatch_ingest_connected", "1 while the consumer can reach the brokers."),
+    ("chainwatch_state_events_applied_total", "Events applied to state, by kind."),
+    ("chainwatch_state_duplicate_events_total", "Events skipped because their event id was already applied."),
+    ("chainwatch_state_orphan_events_total", "Events referring to a PO line, shipment or position not in state."),
+    ("chainwatch_state_watermark_seconds", "Event-time watermark (Unix seconds): evaluation time of indicators."),
+    ("chainwatch_state_open_po_lines", "Open purchase-order lines in state."),
+    ("chainwatch_state_in_flight_shipments", "In-flight shipments in state."),
+    ("chainwatch_state_inventory_positions", "Site-part inventory positions in state."),
+    ("chainwatch_state_window_records", "Completed deliveries, reschedules and stops in the rolling window."),
+    ("chainwatch_evaluation_duration_seconds", "Wall time of one evaluation of all indicators and rules."),
+    ("chainwatch_evaluations_total", "Evaluations run."),
+    ("chainwatch_evaluation_skipped_total", "Evaluation ticks skipped because the previous one was still running."),
+    ("chainwatch_indicator_errors_total", "Indicator queries that failed, by indicator."),
+    ("chainwatch_rules_loaded", "Alerting rules loaded."),
+    ("chainwatch_indicators_loaded", "Indicators loaded."),
+];
+
+/// Families built per evaluation (not in the registry).
+pub const ALERT_METRICS: &[(&str, &str)] = &[
+    ("chainwatch_alerts", "Pending and firing alerts, like Prometheus' ALERTS: 1 per alert and state."),
+    ("chainwatch_alerts_for_state_seconds", "Unix time an alert became active, like ALERTS_FOR_STATE."),
+    ("chainwatch_alert_value", "The indicator value of each pending or firing alert."),
+    ("chainwatch_alert_threshold", "The threshold each pending or firing alert crossed."),
+];
+
+fn help(name: &str) -> &'static str {
+    SELF_METRICS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, h)| *h)
+        .expect("metric listed in SELF_METRICS")
+}
+
+/// The self-metrics of a running chainwatch.
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub messages: IntCounterVec,
+    pub bytes: IntCounterVec,
+    pub rejected: IntCounterVec,
+    pub dead_letters: IntCounter,
+    pub dead_letter_errors: IntCounter,
+    pub batch_rows: Histogram,
+    pub consumer_lag: IntGaugeVec,
+    pub connected: IntGauge,
+    pub applied: IntCounterVec,
+    pub duplicates: IntCounter,
+    pub orphans: IntCounter,
+    pub watermark: prometheus::Gauge,
+    pub open_lines: IntGauge,
+    pub shipments: IntGauge,
+    pub positions: IntGauge,
+    pub window_records: IntGauge,
+    pub eval_duration: Histogram,
+    pub evaluations: IntCounter,
+    pub eval_skipped: IntCounter,
+    pub indicator_errors: IntCounterVec,
+    pub rules_loaded: IntGauge,
+    pub indicators_loaded: IntGauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let opts = |n: &str| Opts::new(n, help(n));
+        let hopts = |n: &str, buckets: Vec<f64>| HistogramOpts::new(n, help(n)).buckets(buckets);
+        macro_rules! reg {
+            ($m:expr) => {{
+                let m = $m.expect("valid metric definition");
+                registry
+                    .register(Box::new(m.clone()))
+                    .expect("metric names are unique");
+                m
+            }};
+        }
+        let m = Metrics {
+            messages: reg!(IntCounterVec::new(opts("chainwatch_ingest_messages_total"), &["topic"])),
+            bytes: reg!(IntCounterVec::new(opts("chainwatch_ingest_bytes_total"), &["topic"])),
+            rejected: reg!(IntCounterVec::new(opts("chainwatch_ingest_rejected_total"), &["reason"])),
+            dead_letters: reg!(IntCounter::with_opts(opts("chainwatch_ingest_dead_letters_total"))),
+            dead_letter_errors: reg!(IntCounter::with_opts(opts(
+                "chainwatch_ingest_dead_letter_errors_total"
+            ))),
+            batch_rows: reg!(Histogram::with_opts(hopts(
+                "chainwatch_ingest_batch_rows",
+                vec![1.0, 10.0, 100.0, 500.0, 1000.0, 2000.0, 4096.0, 8192.0, 16384.0],
+            ))),
+            consumer_lag: reg!(IntGaugeVec::new(
+                opts("chainwatch_ingest_consumer_lag_messages"),
+                &["topic", "partition"]
+            )),
+            connected: reg!(IntGauge::with_opts(opts("chainwatch_ingest_connected"))),
+            applied: reg!(IntCounterVec::new(opts("chainwatch_state_events_applied_total"), &["kind"])),
+            duplicates: reg!(IntCounter::with_opts(opts("chainwatch_state_duplicate_events_total"))),
+            orphans: reg!(IntCounter::with_opts(opts("chainwatch_state_orphan_events_total"))),
+            watermark: reg!(prometheus::Gauge::with_opts(opts("chainwatch_state_watermark_seconds"))),
+            open_lines: reg!(IntGauge::with_opts(opts("chainwatch_state_open_po_lines"))),
+            shipments: reg!(IntGauge::with_opts(opts("chainwatch_state_in_flight_shipments"))),
+            positions: reg!(IntGauge::with_opts(opts("chainwatch_state_inventory_positions"))),
+            window_records: reg!(IntGauge::with_opts(opts("chainwatch_state_window_records"))),
+            eval_duration: reg!(Histogram::with_opts(hopts(
+                "chainwatch_evaluation_duration_seconds",
+                vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+            ))),
+            evaluations: reg!(IntCounter::with_opts(opts("chainwatch_evaluations_total"))),
+            eval_skipped: reg!(IntCounter::with_opts(opts("chainwatch_evaluation_skipped_total"))),
+            indicator_errors: reg!(IntCounterVec::new(
+                opts("chainwatch_indicator_errors_total"),
+                &["indicator"]
+            )),
+            rules_loaded: reg!(IntGauge::with_opts(opts("chainwatch_rules_loaded"))),
+            indicators_loaded: reg!(IntGauge::with_opts(opts("chainwatch_indicators_loaded"))),
+            registry,
+        };
+        // Reasons are a closed set: export them all at 0 so rate() works from the start.
+        for r in crate::ingest::decode::RejectReason::ALL {
+            m.rejected.with_label_values(&[r.as_str()]);
+        }
+        m
+    }
+
+    /// Render self-metrics plus the given evaluation families as Prometheus text.
+    pub fn render(&self, evaluation: &[MetricFamily]) -> String {
+        let mut families = self.registry.gather();
+        families.extend_from_slice(evaluation);
+        let mut buf = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&families, &mut buf) {
+            tracing::error!(error = %e, "Could not encode metrics.");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+fn label(name: &str, value: &str) -> LabelPair {
+    let mut l = LabelPair::default();
+    l.set_name(name.to_string());
+    l.set_value(value.to_string());
+    l
+}
+
+fn gauge_metric(labels: &BTreeMap<String, String>, value: f64) -> Metric {
+    let mut m = Metric::default();
+    m.set_label(labels.iter().map(|(k, v)| label(k, v)).collect());
+    let mut g = Gauge::default();
+    g.set_value(value);
+    m.set_gauge(g);
+    m
+}
+
+fn family(name: String, help: String, metrics: Vec<Metric>) -> MetricFamily {
+    let mut f = MetricFamily::default();
+    f.set_name(name);
+    f.set_help(help);
+    f.set_field_type(MetricType::GAUGE);
+    f.set_metric(metrics);
+    f
+}
+
+/// The metric name of an indicator column, and the factor to base units.
+pub fn indicator_metric_name(indicator: &str, column: &str) -> (String, f64) {
+    match column.strip_suffix("_days") {
+        Some(stem) => (format!("chainwatch_{indicator}_{stem}_seconds"), 86_400.0),
+        None => (format!("chainwatch_{indicator}_{column}"), 1.0),
+    }
+}
+
+/// One gauge family per indicator value column, one series per row (labels = label columns).
+pub fn indicator_families(results: &[IndicatorResult]) -> Vec<MetricFamily> {
+    let mut out = Vec::new();
+    for r in results {
+        let Some(first) = r.rows.first() else { continue };
+        for column in first.values.keys() {
+            let (name, factor) = indicator_metric_name(&r.name, column);
+            let metrics = r
+                .rows
+                .iter()
+                .filter_map(|row| {
+                    let v = row.values.get(column).copied().flatten()?;
+                    v.is_finite().then(|| gauge_metric(&row.labels, v * factor))
+                })
+                .collect::<Vec<_>>();
+            if metrics.is_empty() {
+                continue;
+            }
+            let help = format!("Indicator {}, column {column}.", r.name);
+            out.push(family(name, help, metrics));
+        }
+    }
+    out
+}
+
+/// `chainwatch_alerts` and friends, from the pending and firing alerts.
+pub fn alert_families(alerts: &[Alert]) -> Vec<MetricFamily> {
+    let active: Vec<&Alert> = alerts
+        .iter()
+        .filter(|a| a.state != AlertState::Resolved)
+        .collect();
+    let mut alerts_m = Vec::new();
+    let mut for_state = Vec::new();
+    let mut values = Vec::new();
+    let mut thresholds = Vec::new();
+    for a in active {
+        let mut labels = a.labels.clone();
+        labels.insert("alertname".into(), a.rule.clone());
+        let state = match a.state {
+            AlertState::Pending => "pending",
+            _ => "firing",
+        };
+        let mut with_state = labels.clone();
+        with_state.insert("alertstate".into(), state.into());
+        alerts_m.push(gauge_metric(&with_state, 1.0));
+        for_state.push(gauge_metric(&labels, a.active_at as f64 / 1000.0));
+        values.push(gauge_metric(&labels, a.value));
+        thresholds.push(gauge_metric(&labels, a.threshold));
+    }
+    ALERT_METRICS
+        .iter()
+        .zip([alerts_m, for_state, values, thresholds])
+        .map(|((name, help), m)| family(name.to_string(), help.to_string(), m))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_self_metric_is_registered_and_rendered() {
+        let m = Metrics::new();
+        m.messages.with_label_values(&["t"]).inc();
+        m.bytes.with_label_values(&["t"]).inc();
+        m.consumer_lag.with_label_values(&["t", "0"]).set(0);
+        m.applied.with_label_values(&["milestone"]).inc();
+        m.indicator_errors.with_label_values(&["x"]).inc();
+        let text = m.render(&[]);
+        for (name, _) in SELF_METRICS {
+            assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
+            assert!(name.starts_with("chainwatch_"));
+        }
+        assert!(text.contains("chainwatch_ingest_rejected_total{reason=\"late_event\"} 0"));
+    }
+
+    #[test]
+    fn day_columns_are_exported_in_seconds() {
+        assert_eq!(
+            indicator_metric_name("supplier_delivery", "mean_delay_days"),
+            ("chainwatch_supplier_delivery_mean_delay_seconds".into(), 86_400.0)
+        );
+        assert_eq!(
+            indicator_metric_name("supplier_delivery", "on_time_ratio").0,
+            "chainwatch_supplier_delivery_on_time_ratio"
+        );
+    }
+}

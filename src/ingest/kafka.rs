@@ -1,0 +1,109 @@
+//! Kafka clients: consumer, producer and admin configuration, topic creation.
+//!
+//! In: [`KafkaConfig`]. Out: configured rdkafka clients. Options under `[kafka.options]` are
+//! passed through to librdkafka unchanged (TLS, SASL, tuning), after chainwatch's defaults, so
+//! a user can override any of them.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::config::KafkaConfig;
+
+/// Kafka client errors that stop start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaSetupError {
+    /// librdkafka rejected the configuration.
+    #[error("kafka client configuration: {0}")]
+    Client(#[source] KafkaError),
+    /// A topic could not be created.
+    #[error("creating topic {topic}: {message}")]
+    CreateTopic { topic: String, message: String },
+}
+
+fn base(brokers: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", brokers)
+        // tansu and small clusters advertise IPv4 loopback; don't try ::1 first.
+        .set("broker.address.family", "v4")
+        .set("client.id", "chainwatch");
+    c
+}
+
+fn with_options(mut c: ClientConfig, cfg: &KafkaConfig) -> ClientConfig {
+    for (k, v) in &cfg.options {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Consumer settings: offsets are stored by chainwatch only after a batch is applied, and
+/// committed by the auto-commit timer (the at-least-once pattern of rust-rdkafka's examples).
+pub fn consumer_config(cfg: &KafkaConfig, brokers: &str) -> ClientConfig {
+    let mut c = base(brokers);
+    c.set("group.id", &cfg.group_id)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        // Brokers such as tansu hold every fetch for fetch.wait.max.ms: keep it short.
+        .set("fetch.wait.max.ms", "10")
+        .set("session.timeout.ms", "10000")
+        .set("topic.metadata.refresh.interval.ms", "10000");
+    with_options(c, cfg)
+}
+
+/// Producer settings for the dead-letter topic and the simulator: idempotent, all acks.
+pub fn producer_config(cfg: &KafkaConfig, brokers: &str) -> ClientConfig {
+    let mut c = base(brokers);
+    c.set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000");
+    with_options(c, cfg)
+}
+
+/// Create the input and dead-letter topics when missing (existing ones are left alone).
+pub async fn ensure_topics(cfg: &KafkaConfig, brokers: &str) -> Result<(), KafkaSetupError> {
+    let admin: AdminClient<DefaultClientContext> =
+        with_options(base(brokers), cfg).create().map_err(KafkaSetupError::Client)?;
+    let names: Vec<&str> = cfg
+        .topics
+        .all()
+        .into_iter()
+        .chain([cfg.dead_letter_topic.as_str()])
+        .collect();
+    let topics: Vec<NewTopic> = names
+        .iter()
+        .map(|t| {
+            NewTopic::new(
+                t,
+                cfg.partitions,
+                TopicReplication::Fixed(cfg.replication_factor),
+            )
+        })
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let results = admin
+        .create_topics(topics.iter(), &opts)
+        .await
+        .map_err(|e| KafkaSetupError::CreateTopic {
+            topic: names.join(","),
+            message: e.to_string(),
+        })?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(KafkaSetupError::CreateTopic {
+                    topic,
+                    message: code.to_string(),
+                })
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! chainwatch: supply-chain risk early warning on the event streams manufacturers already have.
+//!
+//! # Layout (the modules follow the data flow)
+//!
+//! - [`config`]: strict TOML configuration -> validated [`config::Config`].
+//! - [`events`]: the canonical ERP / WMS / logistics events and their Arrow schemas.
+//! - [`ingest`]: Kafka consumer, JSON -> Arrow decoding and validation, dead letters.
+//! - [`state`]: open PO lines, shipments, inventory and a rolling window, as Arrow tables.
+//! - [`indicators`]: DataFusion SQL over the state tables, in event time.
+//! - [`rules`]: threshold rule files (Prometheus alerting-rule shape), parsed and checked.
+//! - [`alerts`]: the alert state machine (pending -> firing -> resolved) keyed by label set.
+//! - [`export`]: metrics and the HTTP API.
+//! - [`pipeline`]: wires the stages together with bounded channels.
+//! - [`sim`] and [`feed`]: the simulated supply network and its Kafka producer.
+
+pub mod alerts;
+pub mod config;
+pub mod events;
+pub mod export;
+pub mod feed;
+pub mod indicators;
+pub mod ingest;
+pub mod pipeline;
+pub mod rules;
+pub mod sim;
+pub mod state;

@@ -1,0 +1,431 @@
+//! The running service: spawns the stages, wires them with bounded channels, shuts down
+//! cleanly.
+//!
+//! In: a [`Config`]. Out: a [`Running`] pipeline serving HTTP, until [`Running::shutdown`].
+//!
+//! ```text
+//! Kafka --> ingest (decode, dead-letter) --Batch--> state (apply, store offsets)
+//!                                                     | every evaluation.interval: snapshot
+//!                                                     v
+//!            /metrics, /api <-- Shared <-- evaluator (indicator SQL, alert rules)
+//! ```
+//! Channels are bounded, so a slow stage slows the consumer instead of growing memory. The
+//! evaluator gets at most one pending snapshot: if it is still busy, the tick is skipped and
+//! counted.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{DefaultProducerContext, FutureProducer};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use crate::alerts::{AlertEngine, AlertState, Sample};
+use crate::config::Config;
+use crate::export::metrics::{alert_families, indicator_families, Metrics};
+use crate::export::{http, Evaluation, PartitionStatus, Shared};
+use crate::indicators::{IndicatorResult, Indicators};
+use crate::ingest::{kafka, store_offsets, Batch, Ingest, Watermark};
+use crate::rules::RuleSet;
+use crate::state::{State, Tables};
+
+/// Errors that stop the service from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Rule or indicator files are invalid; every problem is listed, one per line.
+    #[error("invalid rules:\n{0}")]
+    Rules(String),
+    /// Kafka clients could not be set up.
+    #[error(transparent)]
+    Kafka(#[from] kafka::KafkaSetupError),
+    /// The embedded broker could not start.
+    #[error("embedded broker: {0}")]
+    Embedded(String),
+    /// The HTTP port could not be bound.
+    #[error("http listen {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Indicators and rules loaded from one rules directory, checked against each other.
+pub struct RuleBook {
+    pub indicators: Indicators,
+    pub rules: RuleSet,
+}
+
+/// Load `dir/indicators/*.sql` and `dir/*.yaml`; plan every SQL and check every rule.
+pub async fn load_rulebook(dir: &Path) -> Result<RuleBook, String> {
+    let indicators = Indicators::load_dir(&dir.join("indicators")).await;
+    let rules = crate::rules::load_dir(dir);
+    let mut problems = Vec::new();
+    if let Err(errors) = &indicators {
+        problems.extend(errors.iter().map(|e| e.to_string()));
+    }
+    if let Err(errors) = &rules {
+        problems.push(errors.to_string());
+    }
+    let (Ok(indicators), Ok(rules)) = (indicators, rules) else {
+        return Err(problems.join("\n"));
+    };
+    if let Err(errors) = crate::rules::check_against(&rules, &indicators.schemas()) {
+        return Err(errors.to_string());
+    }
+    Ok(RuleBook { indicators, rules })
+}
+
+/// A started pipeline.
+pub struct Running {
+    /// The bound HTTP address (useful with port 0).
+    pub http_addr: std::net::SocketAddr,
+    /// The bootstrap servers in use (the embedded broker's when embedded).
+    pub brokers: String,
+    pub shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    /// Keeps the embedded broker alive for as long as the pipeline runs.
+    _embedded: Option<MockCluster<'static, DefaultProducerContext>>,
+}
+
+impl Running {
+    /// A receiver that turns true on shutdown (for tasks started beside the pipeline).
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Stop every stage: ingest flushes, state applies and stores offsets, consumer commits.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Start the embedded broker: librdkafka's in-process mock cluster with the topics created.
+pub fn start_embedded(
+    config: &Config,
+) -> Result<MockCluster<'static, DefaultProducerContext>, PipelineError> {
+    let cluster = MockCluster::new(1).map_err(|e| PipelineError::Embedded(e.to_string()))?;
+    let k = &config.kafka;
+    for t in k.topics.all().into_iter().chain([k.dead_letter_topic.as_str()]) {
+        cluster
+            .create_topic(t, k.partitions, 1)
+            .map_err(|e| PipelineError::Embedded(e.to_string()))?;
+    }
+    Ok(cluster)
+}
+
+/// Start the pipeline. With no brokers configured, starts the embedded broker.
+pub async fn start(config: Config) -> Result<Running, PipelineError> {
+    let book = load_rulebook(&config.evaluation.rules)
+        .await
+        .map_err(PipelineError::Rules)?;
+    let (embedded, brokers) = match &config.kafka.brokers {
+        Some(b) => (None, b.clone()),
+        None => {
+            let c = start_embedded(&config)?;
+            let b = c.bootstrap_servers();
+            (Some(c), b)
+        }
+    };
+    if config.kafka.create_topics && embedded.is_none() {
+        kafka::ensure_topics(&config.kafka, &brokers).await?;
+    }
+    let metrics = Metrics::new();
+    metrics.rules_loaded.set(
+        book.rules
+            .groups
+            .iter()
+            .map(|g| g.rules.len() as i64)
+            .sum(),
+    );
+    metrics
+        .indicators_loaded
+        .set(book.indicators.defs().len() as i64);
+    let shared = Shared::new(
+        metrics.clone(),
+        if embedded.is_some() {
+            format!("embedded ({brokers})")
+        } else {
+            brokers.clone()
+        },
+    );
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    let consumer: Arc<StreamConsumer> = Arc::new(
+        kafka::consumer_config(&config.kafka, &brokers)
+            .create()
+            .map_err(kafka::KafkaSetupError::Client)?,
+    );
+    consumer
+        .subscribe(&config.kafka.topics.all())
+        .map_err(kafka::KafkaSetupError::Client)?;
+    let producer: FutureProducer = kafka::producer_config(&config.kafka, &brokers)
+        .create()
+        .map_err(kafka::KafkaSetupError::Client)?;
+
+    let (http_addr, http_task) = http::serve(config.http.listen, shared.clone(), shutdown_rx.clone())
+        .await
+        .map_err(|source| PipelineError::Listen {
+            addr: config.http.listen,
+            source,
+        })?;
+
+    let (batch_tx, batch_rx) = mpsc::channel::<Batch>(4);
+    let (eval_tx, eval_rx) = mpsc::channel::<Tables>(1);
+    let ingest = Ingest {
+        consumer: consumer.clone(),
+        producer,
+        dead_letter_topic: config.kafka.dead_letter_topic.clone(),
+        batch: config.batch.clone(),
+        watermark: Watermark::new(config.allowed_lateness),
+        metrics: metrics.clone(),
+    };
+    let mut tasks = vec![http_task];
+    tasks.push(tokio::spawn(ingest.run(batch_tx, shutdown_rx.clone())));
+    tasks.push(tokio::spawn(state_stage(
+        batch_rx,
+        consumer.clone(),
+        State::new(config.retention),
+        eval_tx,
+        config.evaluation.interval,
+        shared.clone(),
+    )));
+    tasks.push(tokio::spawn(evaluator(eval_rx, book, shared.clone())));
+    tasks.push(tokio::spawn(monitor(
+        consumer,
+        shared.clone(),
+        shutdown_rx.clone(),
+    )));
+    Ok(Running {
+        http_addr,
+        brokers,
+        shared,
+        shutdown: shutdown_tx,
+        tasks,
+        _embedded: embedded,
+    })
+}
+
+/// Apply batches to state, store their offsets, and hand snapshots to the evaluator.
+/// Ends when ingest has stopped and its channel is drained; then commits synchronously.
+async fn state_stage(
+    mut batches: mpsc::Receiver<Batch>,
+    consumer: Arc<StreamConsumer>,
+    mut state: State,
+    eval: mpsc::Sender<Tables>,
+    interval: Duration,
+    shared: Arc<Shared>,
+) {
+    let m = &shared.metrics;
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut applied_total = 0u64;
+    let mut duplicates_total = 0u64;
+    loop {
+        tokio::select! {
+            batch = batches.recv() => {
+                let Some(batch) = batch else { break };
+                if let Some(events) = &batch.events {
+                    let stats = state.apply(events, batch.watermark);
+                    for (kind, n) in &stats.applied {
+                        m.applied.with_label_values(&[kind.as_str()]).inc_by(*n);
+                        applied_total += n;
+                    }
+                    m.duplicates.inc_by(stats.duplicates);
+                    m.orphans.inc_by(stats.orphans);
+                    duplicates_total += stats.duplicates;
+                } else {
+                    state.advance(batch.watermark);
+                }
+                store_offsets(&consumer, &batch.offsets);
+                shared.dead_lettered.store(m.dead_letters.get(), Ordering::SeqCst);
+                m.watermark.set(state.watermark() as f64 / 1000.0);
+                m.open_lines.set(state.open_lines() as i64);
+                m.shipments.set(state.in_flight_shipments() as i64);
+                m.positions.set(state.positions() as i64);
+                m.window_records.set(state.window_records() as i64);
+                if let Ok(mut s) = shared.state.write() {
+                    s.watermark = state.watermark();
+                    s.records_applied = applied_total;
+                    s.duplicates = duplicates_total;
+                    s.open_po_lines = state.open_lines();
+                    s.in_flight_shipments = state.in_flight_shipments();
+                    s.inventory_positions = state.positions();
+                    s.window_records = state.window_records();
+                }
+            }
+            _ = ticker.tick() => {
+                if eval.try_send(state.snapshot()).is_err() {
+                    m.eval_skipped.inc();
+                }
+            }
+        }
+    }
+    // Final evaluation of the final state, then commit what was applied.
+    let _ = eval.send(state.snapshot()).await;
+    let c = consumer.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Err(e) = c.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
+            tracing::debug!(error = %e, "Final commit failed (nothing stored or no assignment).");
+        }
+    })
+    .await;
+    tracing::info!(applied = applied_total, "State stage stopped.");
+}
+
+/// The samples of one rule from its indicator's rows.
+fn samples_for(result: &IndicatorResult, value: &str) -> Vec<Sample> {
+    result
+        .rows
+        .iter()
+        .map(|r| Sample {
+            labels: r.labels.clone(),
+            value: r.values.get(value).copied().flatten(),
+            row: r.row.clone(),
+        })
+        .collect()
+}
+
+/// Run indicators and rules on each snapshot and publish the outcome.
+async fn evaluator(mut snapshots: mpsc::Receiver<Tables>, book: RuleBook, shared: Arc<Shared>) {
+    let m = shared.metrics.clone();
+    let mut engine = AlertEngine::new(&book.rules);
+    let mut number = 0u64;
+    let mut firing_before: BTreeMap<String, ()> = BTreeMap::new();
+    while let Some(tables) = snapshots.recv().await {
+        let timer = m.eval_duration.start_timer();
+        let now = tables.watermark;
+        let mut results = Vec::new();
+        let mut errors = Vec::new();
+        for (def, r) in book.indicators.defs().iter().zip(book.indicators.evaluate(&tables).await) {
+            match r {
+                Ok(r) => results.push(r),
+                Err(e) => {
+                    m.indicator_errors.with_label_values(&[&def.name]).inc();
+                    tracing::warn!(indicator = %def.name, error = %e, "Indicator failed.");
+                    errors.push(e.to_string());
+                }
+            }
+        }
+        for group in &book.rules.groups {
+            for rule in &group.rules {
+                // A failed indicator evaluates its rules on no rows: alerts resolve rather
+                // than stay stale; the failure itself is counted and reported.
+                let samples = results
+                    .iter()
+                    .find(|r| r.name == rule.indicator)
+                    .map(|r| samples_for(r, &rule.value))
+                    .unwrap_or_default();
+                if let Err(e) = engine.evaluate(&rule.name, &samples, now) {
+                    tracing::warn!(rule = %rule.name, error = %e, "Rule evaluation error.");
+                    errors.push(e.to_string());
+                }
+            }
+        }
+        let alerts = engine.alerts();
+        let mut firing_now = BTreeMap::new();
+        for a in alerts.iter().filter(|a| a.state == AlertState::Firing) {
+            let key = format!("{}{:?}", a.rule, a.labels);
+            if !firing_before.contains_key(&key) {
+                tracing::info!(
+                    alert = %a.rule,
+                    severity = a.labels.get("severity").map(String::as_str).unwrap_or(""),
+                    summary = a.annotations.get("summary").map(String::as_str).unwrap_or(""),
+                    "Alert firing."
+                );
+            }
+            firing_now.insert(key, ());
+        }
+        firing_before = firing_now;
+        let mut families = indicator_families(&results);
+        families.extend(alert_families(&alerts));
+        number += 1;
+        let evaluation = Evaluation {
+            number,
+            watermark: now,
+            finished_at: chrono::Utc::now().timestamp_millis(),
+            alerts,
+            families,
+            errors,
+        };
+        if let Ok(mut e) = shared.evaluation.write() {
+            *e = Arc::new(evaluation);
+        }
+        m.evaluations.inc();
+        timer.observe_duration();
+    }
+}
+
+/// Every few seconds: consumer lag per partition and readiness.
+async fn monitor(
+    consumer: Arc<StreamConsumer>,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = ticker.tick() => {}
+        }
+        let c = consumer.clone();
+        let partitions = tokio::task::spawn_blocking(move || partition_status(&c))
+            .await
+            .ok()
+            .flatten();
+        let Some(partitions) = partitions else {
+            shared.metrics.connected.set(0);
+            shared.ready.store(false, Ordering::SeqCst);
+            continue;
+        };
+        shared.metrics.connected.set(1);
+        for p in &partitions {
+            shared
+                .metrics
+                .consumer_lag
+                .with_label_values(&[&p.topic, &p.partition.to_string()])
+                .set(p.lag);
+        }
+        shared.ready.store(!partitions.is_empty(), Ordering::SeqCst);
+        if let Ok(mut s) = shared.partitions.write() {
+            *s = partitions;
+        }
+    }
+}
+
+/// Committed offset, high watermark and lag of every assigned partition; None when the
+/// brokers cannot be reached.
+fn partition_status(c: &StreamConsumer) -> Option<Vec<PartitionStatus>> {
+    let timeout = Duration::from_secs(2);
+    let assignment = c.assignment().ok()?;
+    if assignment.count() == 0 {
+        return Some(Vec::new());
+    }
+    let committed = c.committed(timeout).ok()?;
+    let mut out = Vec::new();
+    for e in committed.elements() {
+        let (_, high) = c
+            .fetch_watermarks(e.topic(), e.partition(), timeout)
+            .ok()?;
+        let committed = e.offset().to_raw().filter(|o| *o >= 0).unwrap_or(-1);
+        out.push(PartitionStatus {
+            topic: e.topic().to_string(),
+            partition: e.partition(),
+            committed,
+            high_watermark: high,
+            lag: (high - committed.max(0)).max(0),
+        });
+    }
+    out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    Some(out)
+}

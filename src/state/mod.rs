@@ -1,0 +1,563 @@
+//! Live supply-chain state, updated from decoded event batches.
+//!
+//! In: [`RecordBatch`]es of valid events (in [`event_schema`](crate::events::event_schema))
+//! and the event-time watermark. Out: [`Tables`], an Arrow snapshot of the state that the
+//! indicator SQL queries (see [`tables`] for the table schemas).
+//!
+//! What is kept: open PO lines, in-flight shipments and their open stops, inventory positions
+//! (all live, bounded by the business itself), and a rolling window in event time of completed
+//! deliveries, reschedules and completed stops. Older completed records age out as the
+//! watermark moves, so the cost of an evaluation depends on live state and the window, not on
+//! the length of history. Applying is idempotent by `event_id`: a redelivered event is
+//! counted as a duplicate and changes nothing.
+
+pub mod tables;
+
+use std::collections::{HashMap, VecDeque};
+
+use arrow::array::{
+    Array, AsArray, Date32Array, Float64Array, Int64Array, ListArray, StringArray, StructArray,
+    TimestampMillisecondArray,
+};
+use arrow::record_batch::RecordBatch;
+
+use crate::events::{col, EventKind};
+
+pub use tables::Tables;
+
+/// Milliseconds in a day.
+pub const DAY_MS: i64 = 86_400_000;
+
+/// How long completed records and de-duplication ids are kept, in event time.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Completed deliveries, reschedules and stops older than this (before the watermark)
+    /// are dropped; it bounds the longest indicator window and baseline.
+    pub window_ms: i64,
+    /// Event ids are remembered this long for de-duplication.
+    pub dedup_ms: i64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            window_ms: 90 * DAY_MS,
+            dedup_ms: 7 * DAY_MS,
+        }
+    }
+}
+
+/// (po, line): the identity of a purchase-order line.
+pub type LineKey = (String, i64);
+
+/// An open purchase-order line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PurchaseLine {
+    pub supplier: String,
+    pub part: String,
+    pub site: String,
+    pub quantity: f64,
+    pub received_quantity: f64,
+    pub unit_price: f64,
+    /// Days since the epoch.
+    pub order_date: i32,
+    /// The supplier's current promise (days since the epoch); due by its end.
+    pub promised_date: i32,
+    /// The first promise, kept to measure total slip.
+    pub original_promised_date: i32,
+    pub confirmed: bool,
+    pub backordered: bool,
+    pub reschedule_count: i64,
+    pub shipment: Option<String>,
+    pub created_at: i64,
+}
+
+/// A completed delivery: a PO line whose received quantity reached the ordered quantity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub po: String,
+    pub line: i64,
+    pub supplier: String,
+    pub part: String,
+    pub site: String,
+    pub quantity: f64,
+    pub received_quantity: f64,
+    pub unit_price: f64,
+    pub promised_date: i32,
+    pub original_promised_date: i32,
+    pub received_at: i64,
+    pub reschedule_count: i64,
+}
+
+/// A supplier moving its promise or back-ordering a line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reschedule {
+    pub event_time: i64,
+    pub po: String,
+    pub line: i64,
+    pub supplier: String,
+    pub part: String,
+    pub status: String,
+    pub previous_promised_date: Option<i32>,
+    pub promised_date: Option<i32>,
+}
+
+/// An in-flight shipment (advance ship notice seen, not yet delivered).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shipment {
+    pub supplier: String,
+    pub origin: String,
+    pub destination: String,
+    pub carrier: String,
+    pub mode: String,
+    pub shipped_at: i64,
+    pub eta: i64,
+    pub first_eta: i64,
+    pub eta_updates: i64,
+    pub status: String,
+    pub location: String,
+    pub last_event_at: i64,
+    pub held_since: Option<i64>,
+    pub reason_code: Option<String>,
+    /// The stop the shipment is at: (location, arrived at).
+    pub open_stop: Option<(String, i64)>,
+    pub lines: Vec<LineKey>,
+}
+
+/// A completed stop of a shipment at a location: the dwell is `departed_at - arrived_at`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stop {
+    pub shipment: String,
+    pub supplier: String,
+    pub location: String,
+    pub arrived_at: i64,
+    pub departed_at: i64,
+}
+
+/// Stock of a part at a site.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Position {
+    pub on_hand: f64,
+    pub daily_demand: f64,
+    pub updated_at: i64,
+}
+
+/// What one [`State::apply`] did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ApplyStats {
+    /// Events applied, per kind.
+    pub applied: HashMap<EventKind, u64>,
+    /// Events skipped because their event id was seen before.
+    pub duplicates: u64,
+    /// Events referring to a PO line or shipment chainwatch does not know (e.g. a receipt
+    /// for a line created before chainwatch started); applied as far as possible.
+    pub orphans: u64,
+}
+
+/// The whole live state.
+#[derive(Debug, Default)]
+pub struct State {
+    retention: Retention,
+    pub(crate) lines: HashMap<LineKey, PurchaseLine>,
+    pub(crate) deliveries: VecDeque<Delivery>,
+    pub(crate) reschedules: VecDeque<Reschedule>,
+    pub(crate) shipments: HashMap<String, Shipment>,
+    pub(crate) stops: VecDeque<Stop>,
+    pub(crate) inventory: HashMap<(String, String), Position>,
+    seen: HashMap<String, i64>,
+    seen_order: VecDeque<(i64, String)>,
+    watermark: i64,
+}
+
+/// Typed views of the columns of one decoded batch.
+struct Cols<'a> {
+    event_id: &'a StringArray,
+    kind: &'a StringArray,
+    event_time: &'a TimestampMillisecondArray,
+    po: &'a StringArray,
+    line: &'a Int64Array,
+    supplier: &'a StringArray,
+    part: &'a StringArray,
+    site: &'a StringArray,
+    quantity: &'a Float64Array,
+    unit_price: &'a Float64Array,
+    order_date: &'a Date32Array,
+    promised_date: &'a Date32Array,
+    status: &'a StringArray,
+    received_at: &'a TimestampMillisecondArray,
+    on_hand: &'a Float64Array,
+    daily_demand: &'a Float64Array,
+    movement: &'a StringArray,
+    shipment: &'a StringArray,
+    po_lines: &'a ListArray,
+    origin: &'a StringArray,
+    destination: &'a StringArray,
+    carrier: &'a StringArray,
+    mode: &'a StringArray,
+    shipped_at: &'a TimestampMillisecondArray,
+    eta: &'a TimestampMillisecondArray,
+    location: &'a StringArray,
+    reason_code: &'a StringArray,
+}
+
+impl<'a> Cols<'a> {
+    fn new(b: &'a RecordBatch) -> Self {
+        let s = |i: usize| b.column(i).as_string::<i32>();
+        let t = |i: usize| b.column(i).as_primitive();
+        let f = |i: usize| b.column(i).as_primitive();
+        Cols {
+            event_id: s(col::EVENT_ID),
+            kind: s(col::KIND),
+            event_time: t(col::EVENT_TIME),
+            po: s(col::PO),
+            line: b.column(col::LINE).as_primitive(),
+            supplier: s(col::SUPPLIER),
+            part: s(col::PART),
+            site: s(col::SITE),
+            quantity: f(col::QUANTITY),
+            unit_price: f(col::UNIT_PRICE),
+            order_date: b.column(col::ORDER_DATE).as_primitive(),
+            promised_date: b.column(col::PROMISED_DATE).as_primitive(),
+            status: s(col::STATUS),
+            received_at: t(col::RECEIVED_AT),
+            on_hand: f(col::ON_HAND),
+            daily_demand: f(col::DAILY_DEMAND),
+            movement: s(col::MOVEMENT),
+            shipment: s(col::SHIPMENT),
+            po_lines: b.column(col::PO_LINES).as_list::<i32>(),
+            origin: s(col::ORIGIN),
+            destination: s(col::DESTINATION),
+            carrier: s(col::CARRIER),
+            mode: s(col::MODE),
+            shipped_at: t(col::SHIPPED_AT),
+            eta: t(col::ETA),
+            location: s(col::LOCATION),
+            reason_code: s(col::REASON_CODE),
+        }
+    }
+}
+
+fn opt_str(a: &StringArray, i: usize) -> Option<String> {
+    a.is_valid(i).then(|| a.value(i).to_string())
+}
+
+impl State {
+    pub fn new(retention: Retention) -> Self {
+        State {
+            retention,
+            ..State::default()
+        }
+    }
+
+    /// The event-time watermark the state has been aged to.
+    pub fn watermark(&self) -> i64 {
+        self.watermark
+    }
+
+    pub fn open_lines(&self) -> usize {
+        self.lines.len()
+    }
+
+    pub fn in_flight_shipments(&self) -> usize {
+        self.shipments.len()
+    }
+
+    pub fn positions(&self) -> usize {
+        self.inventory.len()
+    }
+
+    pub fn window_records(&self) -> usize {
+        self.deliveries.len() + self.reschedules.len() + self.stops.len()
+    }
+
+    /// Apply a batch of validated events (rows must have passed
+    /// [`EventDecoder`](crate::ingest::decode::EventDecoder)'s checks), then age the window
+    /// to `watermark`.
+    pub fn apply(&mut self, batch: &RecordBatch, watermark: i64) -> ApplyStats {
+        let mut stats = ApplyStats::default();
+        let c = Cols::new(batch);
+        for i in 0..batch.num_rows() {
+            let t = c.event_time.value(i);
+            let id = c.event_id.value(i);
+            if self.seen.contains_key(id) {
+                stats.duplicates += 1;
+                continue;
+            }
+            let Ok(kind) = c.kind.value(i).parse::<EventKind>() else {
+                continue; // validated upstream; unreachable for decoder output
+            };
+            self.seen.insert(id.to_string(), t);
+            self.seen_order.push_back((t, id.to_string()));
+            let known = self.apply_row(kind, &c, i, t);
+            if !known {
+                stats.orphans += 1;
+            }
+            *stats.applied.entry(kind).or_default() += 1;
+        }
+        self.advance(watermark);
+        stats
+    }
+
+    /// Apply one row; returns false when it referred to something unknown.
+    fn apply_row(&mut self, kind: EventKind, c: &Cols, i: usize, t: i64) -> bool {
+        let key = || (c.po.value(i).to_string(), c.line.value(i));
+        match kind {
+            EventKind::PoLineCreated | EventKind::PoLineChanged => {
+                let promised = c.promised_date.value(i);
+                let entry = self.lines.entry(key());
+                let line = entry.or_insert_with(|| PurchaseLine {
+                    supplier: String::new(),
+                    part: String::new(),
+                    site: String::new(),
+                    quantity: 0.0,
+                    received_quantity: 0.0,
+                    unit_price: 0.0,
+                    order_date: 0,
+                    promised_date: promised,
+                    original_promised_date: promised,
+                    confirmed: false,
+                    backordered: false,
+                    reschedule_count: 0,
+                    shipment: None,
+                    created_at: t,
+                });
+                line.supplier = c.supplier.value(i).to_string();
+                line.part = c.part.value(i).to_string();
+                line.site = c.site.value(i).to_string();
+                line.quantity = c.quantity.value(i);
+                line.unit_price = c.unit_price.value(i);
+                line.order_date = c.order_date.value(i);
+                line.promised_date = promised;
+                true
+            }
+            EventKind::PoLineCancelled => self.lines.remove(&key()).is_some(),
+            EventKind::SupplierConfirmation => {
+                let Some(line) = self.lines.get_mut(&key()) else {
+                    return false;
+                };
+                let status = c.status.value(i);
+                let previous = line.promised_date;
+                match status {
+                    "accepted" => {
+                        line.confirmed = true;
+                        line.backordered = false;
+                        return true;
+                    }
+                    "rescheduled" => {
+                        line.confirmed = true;
+                        line.promised_date = c.promised_date.value(i);
+                        line.reschedule_count += 1;
+                    }
+                    _ => line.backordered = true,
+                }
+                let new_date = c.promised_date.is_valid(i).then(|| c.promised_date.value(i));
+                self.reschedules.push_back(Reschedule {
+                    event_time: t,
+                    po: c.po.value(i).to_string(),
+                    line: c.line.value(i),
+                    supplier: line.supplier.clone(),
+                    part: line.part.clone(),
+                    status: status.to_string(),
+                    previous_promised_date: Some(previous),
+                    promised_date: new_date,
+                });
+                true
+            }
+            EventKind::GoodsReceipt => {
+                let k = key();
+                let Some(line) = self.lines.get_mut(&k) else {
+                    return false;
+                };
+                line.received_quantity += c.quantity.value(i);
+                // A line is complete when at most 2% is missing (split shipments, counting noise).
+                if line.received_quantity >= line.quantity * 0.98 {
+                    let line = self.lines.remove(&k).expect("present: just looked up");
+                    self.deliveries.push_back(Delivery {
+                        po: k.0,
+                        line: k.1,
+                        supplier: line.supplier,
+                        part: line.part,
+                        site: line.site,
+                        quantity: line.quantity,
+                        received_quantity: line.received_quantity,
+                        unit_price: line.unit_price,
+                        promised_date: line.promised_date,
+                        original_promised_date: line.original_promised_date,
+                        received_at: c.received_at.value(i),
+                        reschedule_count: line.reschedule_count,
+                    });
+                }
+                true
+            }
+            EventKind::InventoryPosition => {
+                self.inventory.insert(
+                    (c.site.value(i).to_string(), c.part.value(i).to_string()),
+                    Position {
+                        on_hand: c.on_hand.value(i),
+                        daily_demand: c.daily_demand.value(i),
+                        updated_at: t,
+                    },
+                );
+                true
+            }
+            EventKind::StockMovement => {
+                let k = (c.site.value(i).to_string(), c.part.value(i).to_string());
+                let Some(p) = self.inventory.get_mut(&k) else {
+                    return false;
+                };
+                let q = c.quantity.value(i);
+                p.on_hand = match c.movement.value(i) {
+                    "receipt" => p.on_hand + q,
+                    _ => (p.on_hand - q).max(0.0),
+                };
+                p.updated_at = t;
+                true
+            }
+            EventKind::ShipmentCreated => self.create_shipment(c, i, t),
+            EventKind::Milestone => self.milestone(c, i, t),
+            EventKind::EtaUpdate => {
+                let Some(s) = self.shipments.get_mut(c.shipment.value(i)) else {
+                    return false;
+                };
+                s.eta = c.eta.value(i);
+                s.eta_updates += 1;
+                s.last_event_at = t;
+                if let Some(r) = opt_str(c.reason_code, i) {
+                    s.reason_code = Some(r);
+                }
+                true
+            }
+        }
+    }
+
+    fn create_shipment(&mut self, c: &Cols, i: usize, t: i64) -> bool {
+        let id = c.shipment.value(i).to_string();
+        let refs = c.po_lines.value(i);
+        let refs: &StructArray = refs.as_struct();
+        let (pos, nums) = (
+            refs.column(0).as_string::<i32>(),
+            refs.column(1).as_primitive::<arrow::datatypes::Int64Type>(),
+        );
+        let mut lines = Vec::with_capacity(refs.len());
+        let mut all_known = true;
+        for j in 0..refs.len() {
+            if pos.is_null(j) || nums.is_null(j) {
+                continue;
+            }
+            let k = (pos.value(j).to_string(), nums.value(j));
+            match self.lines.get_mut(&k) {
+                Some(l) => l.shipment = Some(id.clone()),
+                None => all_known = false,
+            }
+            lines.push(k);
+        }
+        let origin = c.origin.value(i).to_string();
+        self.shipments.insert(
+            id,
+            Shipment {
+                supplier: c.supplier.value(i).to_string(),
+                destination: c.destination.value(i).to_string(),
+                carrier: c.carrier.value(i).to_string(),
+                mode: c.mode.value(i).to_string(),
+                shipped_at: c.shipped_at.value(i),
+                eta: c.eta.value(i),
+                first_eta: c.eta.value(i),
+                eta_updates: 0,
+                status: "created".into(),
+                location: origin.clone(),
+                origin,
+                last_event_at: t,
+                held_since: None,
+                reason_code: None,
+                open_stop: None,
+                lines,
+            },
+        );
+        all_known
+    }
+
+    fn milestone(&mut self, c: &Cols, i: usize, t: i64) -> bool {
+        let id = c.shipment.value(i);
+        let Some(s) = self.shipments.get_mut(id) else {
+            return false;
+        };
+        let status = c.status.value(i);
+        let location = c.location.value(i);
+        s.last_event_at = s.last_event_at.max(t);
+        s.location = location.to_string();
+        if let Some(r) = opt_str(c.reason_code, i) {
+            s.reason_code = Some(r);
+        }
+        match status {
+            "held" => {
+                s.held_since.get_or_insert(t);
+            }
+            "delayed" => {}
+            _ => s.held_since = None,
+        }
+        s.status = status.to_string();
+        match status {
+            "arrived" => s.open_stop = Some((location.to_string(), t)),
+            "departed" => {
+                if let Some((at, arrived)) = s.open_stop.take() {
+                    if at == location {
+                        self.stops.push_back(Stop {
+                            shipment: id.to_string(),
+                            supplier: s.supplier.clone(),
+                            location: at,
+                            arrived_at: arrived,
+                            departed_at: t,
+                        });
+                    }
+                }
+            }
+            "delivered" => {
+                let s = self.shipments.remove(id).expect("present: just looked up");
+                for k in &s.lines {
+                    if let Some(l) = self.lines.get_mut(k) {
+                        l.shipment = None;
+                    }
+                }
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// Move the watermark forward and drop what fell out of the window.
+    pub fn advance(&mut self, watermark: i64) {
+        if watermark <= self.watermark {
+            return;
+        }
+        self.watermark = watermark;
+        let horizon = watermark - self.retention.window_ms;
+        while self.deliveries.front().is_some_and(|d| d.received_at < horizon) {
+            self.deliveries.pop_front();
+        }
+        while self.reschedules.front().is_some_and(|r| r.event_time < horizon) {
+            self.reschedules.pop_front();
+        }
+        while self.stops.front().is_some_and(|s| s.departed_at < horizon) {
+            self.stops.pop_front();
+        }
+        let dedup_horizon = watermark - self.retention.dedup_ms;
+        while let Some((t, _)) = self.seen_order.front() {
+            if *t >= dedup_horizon {
+                break;
+            }
+            if let Some((t, id)) = self.seen_order.pop_front() {
+                if self.seen.get(&id) == Some(&t) {
+                    self.seen.remove(&id);
+                }
+            }
+        }
+    }
+
+    /// An Arrow snapshot of the state for the indicator queries.
+    pub fn snapshot(&self) -> Tables {
+        tables::snapshot(self)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

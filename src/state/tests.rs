@@ -1,0 +1,158 @@
+use super::*;
+use crate::ingest::decode::EventDecoder;
+use serde_json::json;
+
+/// Decode JSON events the way ingest does, so tests exercise the real path.
+pub(crate) fn batch_of(events: &[serde_json::Value]) -> RecordBatch {
+    let bytes: Vec<Vec<u8>> = events.iter().map(|e| e.to_string().into_bytes()).collect();
+    let payloads: Vec<Option<&[u8]>> = bytes.iter().map(|b| Some(b.as_slice())).collect();
+    let d = EventDecoder::new(1 << 20).decode(&payloads);
+    assert!(d.rejects.is_empty(), "{:?}", d.rejects);
+    d.batch.expect("events")
+}
+
+const T0: i64 = 1_772_409_600_000; // 2026-03-02T00:00:00Z
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn created(id: &str, po: &str, line: i64, promised: &str, t: i64) -> serde_json::Value {
+    json!({"event_id": id, "kind": "po_line_created", "event_time": iso(t), "source": "t",
+        "po": po, "line": line, "supplier": "S1", "part": "P1", "site": "D1",
+        "quantity": 100.0, "unit_price": 2.0, "order_date": "2026-03-01", "promised_date": promised})
+}
+
+fn receipt(id: &str, po: &str, line: i64, qty: f64, t: i64) -> serde_json::Value {
+    json!({"event_id": id, "kind": "goods_receipt", "event_time": iso(t), "source": "t",
+        "po": po, "line": line, "supplier": "S1", "quantity": qty, "received_at": iso(t)})
+}
+
+#[test]
+fn redelivered_events_count_once() {
+    let mut s = State::new(Retention::default());
+    let b = batch_of(&[
+        created("e1", "PO1", 1, "2026-03-10", T0),
+        receipt("e2", "PO1", 1, 60.0, T0 + DAY_MS),
+    ]);
+    let first = s.apply(&b, T0 + DAY_MS);
+    assert_eq!(first.duplicates, 0);
+    let again = s.apply(&b, T0 + DAY_MS);
+    assert_eq!(again.duplicates, 2);
+    assert!(again.applied.is_empty());
+    let line = &s.lines[&("PO1".to_string(), 1)];
+    assert_eq!(line.received_quantity, 60.0, "the partial receipt is counted once");
+}
+
+#[test]
+fn full_receipt_closes_the_line_into_a_delivery_and_the_window_ages_it_out() {
+    let mut s = State::new(Retention {
+        window_ms: 10 * DAY_MS,
+        dedup_ms: DAY_MS,
+    });
+    s.apply(
+        &batch_of(&[
+            created("e1", "PO1", 1, "2026-03-10", T0),
+            receipt("e2", "PO1", 1, 60.0, T0 + DAY_MS),
+            receipt("e3", "PO1", 1, 40.0, T0 + 2 * DAY_MS),
+        ]),
+        T0 + 2 * DAY_MS,
+    );
+    assert_eq!(s.open_lines(), 0);
+    assert_eq!(s.deliveries.len(), 1);
+    assert_eq!(s.deliveries[0].received_at, T0 + 2 * DAY_MS);
+    s.advance(T0 + 12 * DAY_MS + 1);
+    assert_eq!(s.deliveries.len(), 0, "older than the window");
+    assert!(s.seen.is_empty(), "dedup ids expire too");
+}
+
+#[test]
+fn reschedule_moves_the_promise_and_is_recorded() {
+    let mut s = State::new(Retention::default());
+    s.apply(
+        &batch_of(&[
+            created("e1", "PO1", 1, "2026-03-10", T0),
+            json!({"event_id": "e2", "kind": "supplier_confirmation", "event_time": iso(T0 + 1000),
+                "source": "t", "po": "PO1", "line": 1, "supplier": "S1", "status": "rescheduled",
+                "promised_date": "2026-03-15"}),
+        ]),
+        T0,
+    );
+    let l = &s.lines[&("PO1".to_string(), 1)];
+    assert_eq!(l.reschedule_count, 1);
+    assert_eq!(l.promised_date - l.original_promised_date, 5);
+    assert_eq!(s.reschedules.len(), 1);
+}
+
+#[test]
+fn milestones_make_stops_and_delivery_ends_the_shipment() {
+    let mut s = State::new(Retention::default());
+    let sh = |id: &str, status: &str, loc: &str, t: i64| {
+        json!({"event_id": id, "kind": "milestone", "event_time": iso(t), "source": "t",
+            "shipment": "SH1", "supplier": "S1", "status": status, "location": loc})
+    };
+    s.apply(
+        &batch_of(&[
+            created("e1", "PO1", 1, "2026-03-10", T0),
+            json!({"event_id": "e2", "kind": "shipment_created", "event_time": iso(T0), "source": "t",
+                "shipment": "SH1", "supplier": "S1", "po_lines": [{"po": "PO1", "line": 1}],
+                "origin": "CNSHA", "destination": "DEHAM", "carrier": "C", "mode": "ocean",
+                "shipped_at": iso(T0), "eta": iso(T0 + 9 * DAY_MS)}),
+            sh("e3", "arrived", "SGSIN", T0 + 3 * DAY_MS),
+            sh("e4", "held", "SGSIN", T0 + 4 * DAY_MS),
+        ]),
+        T0 + 4 * DAY_MS,
+    );
+    assert_eq!(s.shipments["SH1"].held_since, Some(T0 + 4 * DAY_MS));
+    let snap = s.snapshot();
+    assert_eq!(snap.get("stops").unwrap().num_rows(), 1, "the open stop");
+    assert_eq!(
+        s.lines[&("PO1".to_string(), 1)].shipment.as_deref(),
+        Some("SH1")
+    );
+    s.apply(
+        &batch_of(&[
+            sh("e5", "departed", "SGSIN", T0 + 6 * DAY_MS),
+            sh("e6", "delivered", "DEHAM", T0 + 10 * DAY_MS),
+        ]),
+        T0 + 10 * DAY_MS,
+    );
+    assert_eq!(s.stops.len(), 1);
+    assert_eq!(s.stops[0].departed_at - s.stops[0].arrived_at, 3 * DAY_MS);
+    assert_eq!(s.in_flight_shipments(), 0);
+    assert_eq!(s.lines[&("PO1".to_string(), 1)].shipment, None);
+}
+
+#[test]
+fn inventory_positions_and_movements() {
+    let mut s = State::new(Retention::default());
+    let mv = |id: &str, m: &str, q: f64| {
+        json!({"event_id": id, "kind": "stock_movement", "event_time": iso(T0), "source": "t",
+            "site": "D1", "part": "P1", "movement": m, "quantity": q})
+    };
+    let stats = s.apply(
+        &batch_of(&[
+            mv("e0", "issue", 1.0),
+            json!({"event_id": "e1", "kind": "inventory_position", "event_time": iso(T0), "source": "t",
+                "site": "D1", "part": "P1", "on_hand": 100.0, "daily_demand": 10.0}),
+            mv("e2", "issue", 30.0),
+            mv("e3", "receipt", 5.0),
+            mv("e4", "issue", 500.0),
+        ]),
+        T0,
+    );
+    assert_eq!(stats.orphans, 1, "a movement before any position is an orphan");
+    let p = &s.inventory[&("D1".to_string(), "P1".to_string())];
+    assert_eq!(p.on_hand, 0.0, "stock never goes below zero");
+}
+
+#[test]
+fn snapshot_tables_have_the_declared_schemas() {
+    let s = State::new(Retention::default());
+    let snap = s.snapshot();
+    for ((name, b), schema) in snap.tables.iter().zip(tables::schemas()) {
+        assert_eq!(b.schema(), *schema, "{name}");
+    }
+}

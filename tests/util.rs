@@ -1,0 +1,193 @@
+//! Test helpers: a real Kafka-protocol broker (tansu) on a free port, a chainwatch pipeline
+//! wired to it, producing raw payloads, polling the HTTP API.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chainwatch::config::Config;
+use chainwatch::pipeline::{self, Running};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use serde_json::Value;
+
+/// A tansu broker with sqlite storage in a temporary directory; killed on drop.
+pub struct Tansu {
+    child: Child,
+    pub brokers: String,
+    _dir: tempfile::TempDir,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Tansu {
+    pub fn start() -> Tansu {
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("tcp://127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.path().join("tansu.log")).expect("log file");
+        let child = Command::new(std::env::var("TANSU").unwrap_or_else(|_| "tansu".into()))
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "sqlite://tansu.db",
+            ])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("tansu on PATH (installed by .ci/run / scripts/install-deps.sh)");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Tansu {
+            child,
+            brokers: format!("127.0.0.1:{port}"),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Tansu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn repo_path(p: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+/// A config for tests: the given broker, own topics and group, fast evaluation, no lateness.
+pub fn test_config(brokers: &str, name: &str) -> Config {
+    let text = format!(
+        r#"
+[kafka]
+brokers = "{brokers}"
+group_id = "cw-{name}"
+dead_letter_topic = "{name}.deadletter"
+partitions = 2
+[kafka.topics]
+erp = "{name}.erp"
+wms = "{name}.wms"
+logistics = "{name}.logistics"
+[batch]
+linger = "20ms"
+[event_time]
+allowed_lateness = "0s"
+[evaluation]
+interval = "100ms"
+rules = "{rules}"
+[http]
+listen = "127.0.0.1:0"
+"#,
+        rules = repo_path("rules").display()
+    );
+    Config::parse(std::path::Path::new("test.toml"), &text).expect("valid test config")
+}
+
+pub async fn start(config: Config) -> Running {
+    pipeline::start(config).await.expect("pipeline starts")
+}
+
+pub fn producer(brokers: &str) -> FutureProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("broker.address.family", "v4")
+        .set("linger.ms", "1")
+        .create()
+        .expect("producer")
+}
+
+/// Produce raw payloads (key = none) and wait for every acknowledgement.
+pub async fn produce(p: &FutureProducer, topic: &str, payloads: &[Vec<u8>]) {
+    for payload in payloads {
+        let rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).payload(payload.as_slice());
+        p.send(rec, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|(e, _)| panic!("produce to {topic}: {e}"));
+    }
+}
+
+pub async fn get_json(base: &str, path: &str) -> Value {
+    reqwest::get(format!("{base}{path}"))
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+pub async fn get_text(base: &str, path: &str) -> String {
+    reqwest::get(format!("{base}{path}"))
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("text")
+}
+
+/// Poll `/api/status` until `pred` holds; panics with the last status after `secs`.
+pub async fn wait_status(base: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let s = get_json(base, "/api/status").await;
+        if pred(&s) {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "timed out; last status: {s:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Wait until an evaluation ran on a state whose watermark reached `watermark_ms`.
+pub async fn wait_evaluated(base: &str, watermark_ms: i64) -> Value {
+    wait_status(base, 60, |s| {
+        s["evaluation"]["watermark_ms"].as_i64() >= Some(watermark_ms)
+    })
+    .await
+}
+
+/// Value of the sample of `metric` whose label set contains all of `labels`.
+pub fn sample(metrics: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let rest = line.strip_prefix(metric)?;
+        if !(rest.starts_with('{') || rest.starts_with(' ')) {
+            return None;
+        }
+        let all = labels
+            .iter()
+            .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
+        all.then(|| rest.rsplit(' ').next()?.parse().ok()).flatten()
+    })
+}
+
+pub const DAY_MS: i64 = 86_400_000;
+/// 2026-03-02T00:00:00Z
+pub const T0: i64 = 1_772_409_600_000;
+
+pub fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .expect("valid time")
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+pub fn date(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .expect("valid time")
+        .format("%Y-%m-%d")
+        .to_string()
+}
