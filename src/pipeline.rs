@@ -150,6 +150,10 @@ pub async fn start(config: Config) -> Result<Running, PipelineError> {
     metrics
         .indicators_loaded
         .set(book.indicators.defs().len() as i64);
+    for def in book.indicators.defs() {
+        // A bounded label set: export each at 0 so increase() works from the start.
+        metrics.indicator_errors.with_label_values(&[&def.name]);
+    }
     let shared = Shared::new(
         metrics.clone(),
         if embedded.is_some() {
@@ -352,6 +356,7 @@ async fn evaluator(mut snapshots: mpsc::Receiver<Tables>, book: RuleBook, shared
         let evaluation = Evaluation {
             number,
             watermark: now,
+            records_applied: tables.applied,
             finished_at: chrono::Utc::now().timestamp_millis(),
             alerts,
             families,

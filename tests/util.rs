@@ -153,10 +153,12 @@ pub async fn wait_status(base: &str, secs: u64, pred: impl Fn(&Value) -> bool) -
     }
 }
 
-/// Wait until an evaluation ran on a state whose watermark reached `watermark_ms`.
+/// Wait until an evaluation ran on a state that had every applied event and whose watermark
+/// reached `watermark_ms`.
 pub async fn wait_evaluated(base: &str, watermark_ms: i64) -> Value {
     wait_status(base, 60, |s| {
         s["evaluation"]["watermark_ms"].as_i64() >= Some(watermark_ms)
+            && s["evaluation"]["records_applied"] == s["records_applied"]
     })
     .await
 }

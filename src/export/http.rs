@@ -104,6 +104,7 @@ async fn status(State(s): State<Arc<Shared>>) -> Json<Value> {
             "number": eval.number,
             "watermark": rfc3339(eval.watermark),
             "watermark_ms": eval.watermark,
+            "records_applied": eval.records_applied,
             "finished_at": rfc3339(eval.finished_at),
             "alerts_firing": firing,
             "errors": eval.errors,

@@ -22,6 +22,8 @@ pub struct Evaluation {
     pub number: u64,
     /// Event-time watermark the indicators were evaluated at (ms).
     pub watermark: i64,
+    /// Events applied to the state the evaluation ran on.
+    pub records_applied: u64,
     /// Wall-clock time the evaluation finished (ms).
     pub finished_at: i64,
     pub alerts: Vec<Alert>,

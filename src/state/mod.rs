@@ -167,6 +167,8 @@ pub struct State {
     seen: HashMap<String, i64>,
     seen_order: VecDeque<(i64, String)>,
     watermark: i64,
+    /// Events applied since start (duplicates excluded).
+    applied: u64,
 }
 
 /// Typed views of the columns of one decoded batch.
@@ -254,6 +256,11 @@ impl State {
         self.watermark
     }
 
+    /// Events applied since start (duplicates excluded).
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
     pub fn open_lines(&self) -> usize {
         self.lines.len()
     }
@@ -293,6 +300,7 @@ impl State {
                 stats.orphans += 1;
             }
             *stats.applied.entry(kind).or_default() += 1;
+            self.applied += 1;
         }
         self.advance(watermark);
         stats

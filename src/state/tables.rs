@@ -42,6 +42,8 @@ pub struct Tables {
     pub tables: Vec<(&'static str, RecordBatch)>,
     /// The event-time watermark the snapshot was taken at (ms).
     pub watermark: i64,
+    /// Events applied to the state when the snapshot was taken.
+    pub applied: u64,
 }
 
 impl Tables {
@@ -54,6 +56,7 @@ impl Tables {
                 .map(|(n, s)| (*n, RecordBatch::new_empty(s.clone())))
                 .collect(),
             watermark: 0,
+            applied: 0,
         }
     }
 
@@ -329,5 +332,6 @@ pub(super) fn snapshot(s: &State) -> Tables {
             .zip([po_lines, deliveries, reschedules, shipments, stops, inventory])
             .collect(),
         watermark: s.watermark,
+        applied: s.applied,
     }
 }
