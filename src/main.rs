@@ -146,11 +146,13 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         config.evaluation.rules = r;
     }
     let embedded = config.kafka.brokers.is_none();
-    let running = pipeline::start(config.clone()).await?;
-    let base = format!("http://{}", running.http_addr);
     let mut feeder_task = None;
-    if embedded {
-        let producer = kafka::producer_config(&config.kafka, &running.brokers)
+    let running = if embedded {
+        // Like a backfill: the history is on the topics before the consumer starts, then
+        // simulated time runs live.
+        let cluster = pipeline::start_embedded(&config)?;
+        let brokers = cluster.bootstrap_servers();
+        let producer = kafka::producer_config(&config.kafka, &brokers)
             .create()
             .context("embedded producer")?;
         let feeder = Feeder {
@@ -164,22 +166,26 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             ..SimConfig::default()
         });
         let history_end = sim.now() + chrono::Duration::from_std(s.history)?;
+        let n = feeder.history(&mut sim, history_end).await?;
+        tracing::info!(events = n, until = %history_end, "Simulated history produced; simulated time now runs live.");
+        let running = pipeline::start_on(config.clone(), Some(cluster)).await?;
         let speed = s.speed;
         let shutdown = running.shutdown_signal();
-        feeder_task = Some(tokio::spawn(async move {
-            let n = feeder.history(&mut sim, history_end).await?;
-            tracing::info!(events = n, until = %history_end, "Simulated history produced; simulated time now runs live.");
-            feeder.live(sim, speed, shutdown).await
-        }));
+        feeder_task = Some(tokio::spawn(async move { feeder.live(sim, speed, shutdown).await }));
+        let base = format!("http://{}", running.http_addr);
         println!(
             "chainwatch: embedded broker with a simulated supply network (seed {}).\n\
              Firing alerts appear within a minute at:\n  {base}/api/alerts\n  {base}/metrics  \
              (chainwatch_alerts{{alertstate=\"firing\"}})\n  {base}/api/status\nPress Ctrl-C to stop.",
             s.seed
         );
+        running
     } else {
+        let running = pipeline::start(config.clone()).await?;
+        let base = format!("http://{}", running.http_addr);
         println!("chainwatch: consuming from {}; metrics at {base}/metrics, alerts at {base}/api/alerts", running.brokers);
-    }
+        running
+    };
     wait_for_signal().await;
     tracing::info!("Shutting down.");
     running.shutdown().await;

@@ -125,16 +125,26 @@ pub fn start_embedded(
 
 /// Start the pipeline. With no brokers configured, starts the embedded broker.
 pub async fn start(config: Config) -> Result<Running, PipelineError> {
+    let embedded = match &config.kafka.brokers {
+        Some(_) => None,
+        None => Some(start_embedded(&config)?),
+    };
+    start_on(config, embedded).await
+}
+
+/// Start the pipeline on a given embedded broker (e.g. one already fed with a history), or on
+/// the configured brokers when `embedded` is `None`.
+pub async fn start_on(
+    config: Config,
+    embedded: Option<MockCluster<'static, DefaultProducerContext>>,
+) -> Result<Running, PipelineError> {
     let book = load_rulebook(&config.evaluation.rules)
         .await
         .map_err(PipelineError::Rules)?;
-    let (embedded, brokers) = match &config.kafka.brokers {
-        Some(b) => (None, b.clone()),
-        None => {
-            let c = start_embedded(&config)?;
-            let b = c.bootstrap_servers();
-            (Some(c), b)
-        }
+    let brokers = match (&embedded, &config.kafka.brokers) {
+        (Some(c), _) => c.bootstrap_servers(),
+        (None, Some(b)) => b.clone(),
+        (None, None) => return Err(PipelineError::Embedded("no brokers and no embedded broker".into())),
     };
     if config.kafka.create_topics && embedded.is_none() {
         kafka::ensure_topics(&config.kafka, &brokers).await?;

@@ -204,7 +204,17 @@ async fn malformed_records_go_to_the_dead_letter_topic_with_their_reason() {
         payloads.push(after.to_string());
     }
     let valid = payloads.len() - bad.len();
-    produce(&p, "dlq.erp", &payloads.iter().map(|s| s.clone().into_bytes()).collect::<Vec<_>>()).await;
+    let to_bytes = |v: &[String]| v.iter().map(|s| s.clone().into_bytes()).collect::<Vec<_>>();
+    // Everything up to the event that moves the watermark to T0+1d, then (once it has moved)
+    // the late event and the rest.
+    let (late_at, _) = expected_offsets
+        .iter()
+        .find(|(_, (r, _))| *r == "late_event")
+        .expect("a late case");
+    let split = *late_at as usize;
+    produce(&p, "dlq.erp", &to_bytes(&payloads[..split])).await;
+    wait_status(&base, 60, |s| s["watermark_ms"].as_i64() == Some(T0 + DAY_MS)).await;
+    produce(&p, "dlq.erp", &to_bytes(&payloads[split..])).await;
     let status = wait_status(&base, 60, |s| {
         s["records_dead_lettered"].as_u64() == Some(bad.len() as u64)
             && s["records_applied"].as_u64() == Some(valid as u64)

@@ -1,7 +1,7 @@
 -- In-flight shipments per lane (origin-destination): held too long, silent too long, and ETA
 -- slippage against the promised date of the PO lines they carry.
--- Held: status held for more than 2 days. Silent: no event for more than 10 days (ocean) or
--- 3 days (air, road, rail). Slippage: ETA - due time of the earliest line on board, in days;
+-- Held: status held for more than 2 days. Silent: no event for more than 3 days after the ETA
+-- passed, or for more than 25 days in any case (ocean legs are quiet between port calls). Slippage: ETA - due time of the earliest line on board, in days;
 -- ETA change: current ETA - first ETA, in days.
 WITH due AS (
     SELECT shipment, MIN(due_at) AS due_at
@@ -22,7 +22,7 @@ SELECT lane,
        SUM(CASE WHEN status = 'held' AND days_between(eval_time(), held_since) > 2.0
                 THEN 1 ELSE 0 END) AS held_shipments,
        SUM(CASE WHEN days_between(eval_time(), last_event_at)
-                     > CASE WHEN mode = 'ocean' THEN 10.0 ELSE 3.0 END
+                     > CASE WHEN eta < eval_time() THEN 3.0 ELSE 25.0 END
                 THEN 1 ELSE 0 END) AS silent_shipments,
        AVG(days_between(eta, due_at)) AS mean_eta_slippage_days,
        MAX(days_between(eta, due_at)) AS max_eta_slippage_days,

@@ -11,6 +11,7 @@
 
 pub mod decode;
 pub mod kafka;
+pub mod watermark;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,6 +33,7 @@ use crate::config::BatchConfig;
 use crate::events::col;
 use crate::export::metrics::Metrics;
 use decode::{EventDecoder, Reject, RejectReason};
+pub use watermark::Watermark;
 
 /// A decoded micro-batch on its way to state.
 #[derive(Debug)]
@@ -42,37 +44,6 @@ pub struct Batch {
     pub offsets: BTreeMap<(String, i32), i64>,
     /// Event-time watermark after this batch (ms).
     pub watermark: i64,
-}
-
-/// The event-time watermark: the largest event time seen minus the allowed lateness.
-/// Events older than the watermark are late and are dead-lettered, never applied silently.
-#[derive(Debug, Clone)]
-pub struct Watermark {
-    max_event_time: Option<i64>,
-    lateness_ms: i64,
-}
-
-impl Watermark {
-    pub fn new(lateness: Duration) -> Self {
-        Watermark {
-            max_event_time: None,
-            lateness_ms: lateness.as_millis() as i64,
-        }
-    }
-
-    /// The current watermark (0 before any event).
-    pub fn current(&self) -> i64 {
-        self.max_event_time.map_or(0, |m| m - self.lateness_ms)
-    }
-
-    /// Admit an event at `t` (moving the watermark) or report it late.
-    pub fn admit(&mut self, t: i64) -> bool {
-        if self.max_event_time.is_some() && t < self.current() {
-            return false;
-        }
-        self.max_event_time = Some(self.max_event_time.map_or(t, |m| m.max(t)));
-        true
-    }
 }
 
 /// One received message, its payload kept in the batch buffer.
@@ -147,6 +118,16 @@ impl Ingest {
                             break;
                         }
                         first_at = None;
+                    } else if pending.is_empty() && self.refresh_assignment() {
+                        // Idle partitions caught up: the watermark moves without new events.
+                        let idle = Batch {
+                            events: None,
+                            offsets: BTreeMap::new(),
+                            watermark: self.watermark.current(),
+                        };
+                        if out.send(idle).await.is_err() {
+                            break;
+                        }
                     }
                 }
             }
@@ -176,10 +157,12 @@ impl Ingest {
             .map(|p| p.payload.clone().map(|r| &buf[r]))
             .collect();
         let mut decoded = decoder.decode(&payloads);
-        let events = decoded
-            .batch
-            .take()
-            .and_then(|b| self.drop_late(b, &decoded.rows, &mut decoded.rejects));
+        let events = self.drop_late(
+            decoded.batch.take(),
+            &decoded.rows,
+            pending,
+            &mut decoded.rejects,
+        );
         if !decoded.rejects.is_empty() {
             self.dead_letter(&decoded.rejects, pending, &payloads, shutdown).await;
         }
@@ -188,6 +171,7 @@ impl Ingest {
             let next = offsets.entry((p.topic.to_string(), p.partition)).or_insert(0);
             *next = (*next).max(p.offset + 1);
         }
+        self.refresh_assignment();
         pending.clear();
         buf.clear();
         let batch = Batch {
@@ -198,20 +182,24 @@ impl Ingest {
         out.send(batch).await.is_ok()
     }
 
-    /// Reject rows older than the watermark; admit the others in message order.
+    /// Reject rows older than the watermark; admit the others in message order, then let
+    /// caught-up partitions stop holding the watermark back.
     fn drop_late(
         &mut self,
-        batch: RecordBatch,
+        batch: Option<RecordBatch>,
         rows: &[usize],
+        pending: &[Pending],
         rejects: &mut Vec<Reject>,
     ) -> Option<RecordBatch> {
+        let batch = batch?;
         let times = batch
             .column(col::EVENT_TIME)
             .as_primitive::<TimestampMillisecondType>();
         let mut keep = Vec::with_capacity(batch.num_rows());
         for (i, t) in times.values().iter().enumerate() {
-            let ok = self.watermark.admit(*t);
-            if !ok {
+            let p = &pending[rows[i]];
+            let late = self.watermark.is_late(*t);
+            if late {
                 rejects.push(Reject {
                     index: rows[i],
                     reason: RejectReason::LateEvent,
@@ -219,11 +207,13 @@ impl Ingest {
                         "event_time {} is before the watermark {} (allowed lateness {} ms)",
                         fmt_ms(*t),
                         fmt_ms(self.watermark.current()),
-                        self.watermark.lateness_ms
+                        self.watermark.lateness_ms()
                     ),
                 });
+            } else {
+                self.watermark.observe(&p.topic, p.partition, *t);
             }
-            keep.push(ok);
+            keep.push(!late);
         }
         if keep.iter().all(|k| *k) {
             return Some(batch);
@@ -231,6 +221,29 @@ impl Ingest {
         filter_record_batch(&batch, &BooleanArray::from(keep))
             .ok()
             .filter(|b| b.num_rows() > 0)
+    }
+
+    /// Tell the watermark which partitions are assigned and which are caught up (everything
+    /// up to the high watermark consumed). Returns true when the watermark moved.
+    fn refresh_assignment(&mut self) -> bool {
+        let Ok(positions) = self.consumer.position() else {
+            return false;
+        };
+        let consumer = &self.consumer;
+        let assigned: Vec<(Arc<str>, i32, bool)> = positions
+            .elements()
+            .iter()
+            .map(|e| {
+                let high = cached_high_watermark(consumer, e.topic(), e.partition());
+                let caught_up = match (e.offset().to_raw(), high) {
+                    (_, None) => false,
+                    (Some(pos), Some(high)) if pos >= 0 => pos >= high,
+                    (_, Some(high)) => high == 0,
+                };
+                (Arc::from(e.topic()), e.partition(), caught_up)
+            })
+            .collect();
+        self.watermark.set_assignment(assigned)
     }
 
     /// Write every reject to the dead-letter topic; retries until written or shut down.
@@ -327,20 +340,21 @@ pub fn store_offsets(consumer: &StreamConsumer, offsets: &BTreeMap<(String, i32)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn watermark_admits_in_time_and_rejects_late() {
-        let mut w = Watermark::new(Duration::from_millis(100));
-        assert_eq!(w.current(), 0);
-        assert!(w.admit(1_000));
-        assert_eq!(w.current(), 900);
-        assert!(w.admit(950), "within the allowed lateness");
-        assert_eq!(w.current(), 900, "an older event does not move the watermark back");
-        assert!(!w.admit(899));
-        assert!(w.admit(5_000));
-        assert_eq!(w.current(), 4_900);
-    }
+/// The high watermark librdkafka cached from its last fetch response (no network call).
+fn cached_high_watermark(consumer: &StreamConsumer, topic: &str, partition: i32) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client pointer is valid for the consumer's lifetime; the function only reads
+    // librdkafka's cached offsets into the two out-parameters.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
 }
