@@ -33,7 +33,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn sim_payloads(days: i64) -> Vec<Vec<u8>> {
     let mut sim = Simulator::new(SimConfig::default());
     let until = sim.now() + chrono::Duration::days(days);
-    sim.run_until(until).into_iter().map(|e| e.payload).collect()
+    sim.run_until(until)
+        .into_iter()
+        .map(|e| e.payload)
+        .collect()
 }
 
 fn bench_decode(payloads: &[Vec<u8>]) -> (f64, f64) {
@@ -206,7 +209,13 @@ fn start_tansu() -> Option<(Broker, String)> {
     let dir = tempfile::tempdir().ok()?;
     let url = format!("tcp://127.0.0.1:{port}");
     let child = Command::new("tansu")
-        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
         .args(["--storage-engine", "sqlite://tansu.db"])
         .current_dir(dir.path())
         .stdout(Stdio::null())
@@ -321,7 +330,10 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    println!("chainwatch benchmarks ({} cores, release build)\n", std::thread::available_parallelism().map_or(1, |n| n.get()));
+    println!(
+        "chainwatch benchmarks ({} cores, release build)\n",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
 
     let payloads = sim_payloads(if quick { 10 } else { 60 });
     let bytes: usize = payloads.iter().map(Vec::len).sum();
@@ -336,14 +348,24 @@ fn main() -> anyhow::Result<()> {
         arrow, serde, arrow / serde
     );
     let apply = bench_apply(&payloads);
-    println!("decode + apply (1 core, in memory): {:>11.0} events/s (target >= 1,000,000 on 2 cores)", apply);
+    println!(
+        "decode + apply (1 core, in memory): {:>11.0} events/s (target >= 1,000,000 on 2 cores)",
+        apply
+    );
 
     let rules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules/indicators");
     let indicators = rt
         .block_on(Indicators::load_dir(&rules))
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let sizes: &[usize] = if quick { &[10_000, 100_000] } else { &[10_000, 100_000, 1_000_000] };
-    println!("\nevaluation of {} indicators (median of 3; target <= 100 ms at 1M lines)", indicators.defs().len());
+    let sizes: &[usize] = if quick {
+        &[10_000, 100_000]
+    } else {
+        &[10_000, 100_000, 1_000_000]
+    };
+    println!(
+        "\nevaluation of {} indicators (median of 3; target <= 100 ms at 1M lines)",
+        indicators.defs().len()
+    );
     for &n in sizes {
         for factor in [1, 10] {
             let t = Instant::now();

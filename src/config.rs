@@ -333,7 +333,10 @@ impl Config {
             }
         };
         let linger = duration("batch.linger", &raw.batch.linger);
-        let lateness = duration("event_time.allowed_lateness", &raw.event_time.allowed_lateness);
+        let lateness = duration(
+            "event_time.allowed_lateness",
+            &raw.event_time.allowed_lateness,
+        );
         let window = duration("state.window", &raw.state.window);
         let dedup = duration("state.dedup_retention", &raw.state.dedup_retention);
         let interval = duration("evaluation.interval", &raw.evaluation.interval);
@@ -355,7 +358,10 @@ impl Config {
             invalid("evaluation.interval", "must be at least 10ms".into());
         }
         if window < Duration::from_secs(86_400) {
-            invalid("state.window", "must be at least 1d (indicators look back 30 days)".into());
+            invalid(
+                "state.window",
+                "must be at least 1d (indicators look back 30 days)".into(),
+            );
         }
         if raw.kafka.partitions < 1 {
             invalid("kafka.partitions", "must be at least 1".into());
@@ -370,7 +376,10 @@ impl Config {
             invalid("simulator.speed", "must be a positive number".into());
         }
         if raw.simulator.malformed_every == Some(0) {
-            invalid("simulator.malformed_every", "must be at least 1 (omit to disable)".into());
+            invalid(
+                "simulator.malformed_every",
+                "must be at least 1 (omit to disable)".into(),
+            );
         }
         let names = [
             &raw.kafka.topics.erp,
@@ -381,7 +390,12 @@ impl Config {
         if names.iter().any(|t| t.is_empty()) {
             invalid("kafka.topics", "topic names must not be empty".into());
         }
-        if raw.kafka.topics.all().contains(&raw.kafka.dead_letter_topic.as_str()) {
+        if raw
+            .kafka
+            .topics
+            .all()
+            .contains(&raw.kafka.dead_letter_topic.as_str())
+        {
             invalid(
                 "kafka.dead_letter_topic",
                 "must differ from the input topics".into(),
@@ -459,10 +473,16 @@ mod tests {
 
     #[test]
     fn unknown_key_is_an_error_with_its_position() {
-        let e = Config::parse(Path::new("c.toml"), "[batch]\nmax_rows = 10\nlinger_ms = 5\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("c.toml: TOML parse error at line 3, column 1"), "{e}");
+        let e = Config::parse(
+            Path::new("c.toml"),
+            "[batch]\nmax_rows = 10\nlinger_ms = 5\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("c.toml: TOML parse error at line 3, column 1"),
+            "{e}"
+        );
         assert!(e.contains("unknown field `linger_ms`"), "{e}");
     }
 
@@ -482,14 +502,13 @@ dead_letter_topic = "chainwatch.erp"
 "group.id" = "x"
 "#;
         let e = Config::parse(Path::new("c.toml"), text).unwrap_err();
-        let keys: Vec<String> = e
-            .0
-            .iter()
-            .map(|e| match e {
-                ConfigError::Invalid { key, .. } => key.clone(),
-                other => panic!("{other}"),
-            })
-            .collect();
+        let keys: Vec<String> =
+            e.0.iter()
+                .map(|e| match e {
+                    ConfigError::Invalid { key, .. } => key.clone(),
+                    other => panic!("{other}"),
+                })
+                .collect();
         assert_eq!(
             keys,
             [

@@ -159,10 +159,7 @@ impl EventKind {
     /// The Arrow schema of this kind alone: the common fields, then its own.
     pub fn schema(self) -> Schema {
         let all = event_schema();
-        let names = COMMON
-            .iter()
-            .chain(self.required())
-            .chain(self.optional());
+        let names = COMMON.iter().chain(self.required()).chain(self.optional());
         let fields: Vec<Field> = names
             .filter_map(|name| all.field_with_name(name).ok())
             .map(|f| {

@@ -14,7 +14,11 @@ use chainwatch::pipeline;
 use chainwatch::sim::{SimConfig, Simulator};
 
 #[derive(Parser)]
-#[command(name = "chainwatch", version, about = "Supply-chain risk early warning from Kafka event streams")]
+#[command(
+    name = "chainwatch",
+    version,
+    about = "Supply-chain risk early warning from Kafka event streams"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -171,7 +175,9 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let running = pipeline::start_on(config.clone(), Some(cluster)).await?;
         let speed = s.speed;
         let shutdown = running.shutdown_signal();
-        feeder_task = Some(tokio::spawn(async move { feeder.live(sim, speed, shutdown).await }));
+        feeder_task = Some(tokio::spawn(async move {
+            feeder.live(sim, speed, shutdown).await
+        }));
         let base = format!("http://{}", running.http_addr);
         println!(
             "chainwatch: embedded broker with a simulated supply network (seed {}).\n\
@@ -183,7 +189,10 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         let running = pipeline::start(config.clone()).await?;
         let base = format!("http://{}", running.http_addr);
-        println!("chainwatch: consuming from {}; metrics at {base}/metrics, alerts at {base}/api/alerts", running.brokers);
+        println!(
+            "chainwatch: consuming from {}; metrics at {base}/metrics, alerts at {base}/api/alerts",
+            running.brokers
+        );
         running
     };
     wait_for_signal().await;

@@ -115,7 +115,12 @@ pub fn start_embedded(
 ) -> Result<MockCluster<'static, DefaultProducerContext>, PipelineError> {
     let cluster = MockCluster::new(1).map_err(|e| PipelineError::Embedded(e.to_string()))?;
     let k = &config.kafka;
-    for t in k.topics.all().into_iter().chain([k.dead_letter_topic.as_str()]) {
+    for t in k
+        .topics
+        .all()
+        .into_iter()
+        .chain([k.dead_letter_topic.as_str()])
+    {
         cluster
             .create_topic(t, k.partitions, 1)
             .map_err(|e| PipelineError::Embedded(e.to_string()))?;
@@ -144,19 +149,19 @@ pub async fn start_on(
     let brokers = match (&embedded, &config.kafka.brokers) {
         (Some(c), _) => c.bootstrap_servers(),
         (None, Some(b)) => b.clone(),
-        (None, None) => return Err(PipelineError::Embedded("no brokers and no embedded broker".into())),
+        (None, None) => {
+            return Err(PipelineError::Embedded(
+                "no brokers and no embedded broker".into(),
+            ))
+        }
     };
     if config.kafka.create_topics && embedded.is_none() {
         kafka::ensure_topics(&config.kafka, &brokers).await?;
     }
     let metrics = Metrics::new();
-    metrics.rules_loaded.set(
-        book.rules
-            .groups
-            .iter()
-            .map(|g| g.rules.len() as i64)
-            .sum(),
-    );
+    metrics
+        .rules_loaded
+        .set(book.rules.groups.iter().map(|g| g.rules.len() as i64).sum());
     metrics
         .indicators_loaded
         .set(book.indicators.defs().len() as i64);
@@ -186,12 +191,13 @@ pub async fn start_on(
         .create()
         .map_err(kafka::KafkaSetupError::Client)?;
 
-    let (http_addr, http_task) = http::serve(config.http.listen, shared.clone(), shutdown_rx.clone())
-        .await
-        .map_err(|source| PipelineError::Listen {
-            addr: config.http.listen,
-            source,
-        })?;
+    let (http_addr, http_task) =
+        http::serve(config.http.listen, shared.clone(), shutdown_rx.clone())
+            .await
+            .map_err(|source| PipelineError::Listen {
+                addr: config.http.listen,
+                source,
+            })?;
 
     let (batch_tx, batch_rx) = mpsc::channel::<Batch>(4);
     let (eval_tx, eval_rx) = mpsc::channel::<Tables>(1);
@@ -320,7 +326,12 @@ async fn evaluator(mut snapshots: mpsc::Receiver<Tables>, book: RuleBook, shared
         let now = tables.watermark;
         let mut results = Vec::new();
         let mut errors = Vec::new();
-        for (def, r) in book.indicators.defs().iter().zip(book.indicators.evaluate(&tables).await) {
+        for (def, r) in book
+            .indicators
+            .defs()
+            .iter()
+            .zip(book.indicators.evaluate(&tables).await)
+        {
             match r {
                 Ok(r) => results.push(r),
                 Err(e) => {
@@ -429,9 +440,7 @@ fn partition_status(c: &StreamConsumer) -> Option<Vec<PartitionStatus>> {
     let committed = c.committed(timeout).ok()?;
     let mut out = Vec::new();
     for e in committed.elements() {
-        let (_, high) = c
-            .fetch_watermarks(e.topic(), e.partition(), timeout)
-            .ok()?;
+        let (_, high) = c.fetch_watermarks(e.topic(), e.partition(), timeout).ok()?;
         let committed = e.offset().to_raw().filter(|o| *o >= 0).unwrap_or(-1);
         out.push(PartitionStatus {
             topic: e.topic().to_string(),

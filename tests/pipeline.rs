@@ -58,31 +58,63 @@ async fn indicators_and_alerts_follow_event_time_through_metrics_and_api() {
     // S-GOOD: 3 lines on time, 1 open line of part P-9 promised for T0+30d.
     let mut erp = Vec::new();
     for i in 0..4 {
-        erp.push(created(&format!("c-late-{i}"), "S-LATE", &format!("PO-L{i}"), "P-1", T0 + 10 * DAY_MS));
+        erp.push(created(
+            &format!("c-late-{i}"),
+            "S-LATE",
+            &format!("PO-L{i}"),
+            "P-1",
+            T0 + 10 * DAY_MS,
+        ));
     }
     for i in 0..4 {
-        erp.push(created(&format!("c-good-{i}"), "S-GOOD", &format!("PO-G{i}"), if i == 3 { "P-9" } else { "P-2" }, T0 + if i == 3 { 30 } else { 10 } * DAY_MS));
+        erp.push(created(
+            &format!("c-good-{i}"),
+            "S-GOOD",
+            &format!("PO-G{i}"),
+            if i == 3 { "P-9" } else { "P-2" },
+            T0 + if i == 3 { 30 } else { 10 } * DAY_MS,
+        ));
     }
     erp.push(receipt("r-good-0", "S-GOOD", "PO-G0", T0 + 9 * DAY_MS));
     erp.push(receipt("r-good-1", "S-GOOD", "PO-G1", T0 + 9 * DAY_MS));
     erp.push(receipt("r-good-2", "S-GOOD", "PO-G2", T0 + 9 * DAY_MS));
     erp.push(receipt("r-late-3", "S-LATE", "PO-L3", T0 + 10 * DAY_MS));
     for i in 0..3 {
-        erp.push(receipt(&format!("r-late-{i}"), "S-LATE", &format!("PO-L{i}"), T0 + 15 * DAY_MS));
+        erp.push(receipt(
+            &format!("r-late-{i}"),
+            "S-LATE",
+            &format!("PO-L{i}"),
+            T0 + 15 * DAY_MS,
+        ));
     }
     let n_erp = erp.len() as u64;
     produce(&p, "e2e.erp", &bytes(&erp)).await;
     wait_status(&base, 60, |s| s["records_applied"].as_u64() == Some(n_erp)).await;
     // Inventory at the same event time: 50 on hand at 10/day = 5 days of supply.
-    produce(&p, "e2e.wms", &bytes(&[position("inv-1", T0 + 15 * DAY_MS, 50.0)])).await;
-    wait_status(&base, 60, |s| s["records_applied"].as_u64() == Some(n_erp + 1)).await;
+    produce(
+        &p,
+        "e2e.wms",
+        &bytes(&[position("inv-1", T0 + 15 * DAY_MS, 50.0)]),
+    )
+    .await;
+    wait_status(&base, 60, |s| {
+        s["records_applied"].as_u64() == Some(n_erp + 1)
+    })
+    .await;
     wait_evaluated(&base, T0 + 15 * DAY_MS).await;
 
     let m = get_text(&base, "/metrics").await;
     let late = [("supplier", "S-LATE")];
-    assert_eq!(sample(&m, "chainwatch_supplier_delivery_on_time_ratio", &late), Some(0.25));
     assert_eq!(
-        sample(&m, "chainwatch_supplier_delivery_on_time_ratio", &[("supplier", "S-GOOD")]),
+        sample(&m, "chainwatch_supplier_delivery_on_time_ratio", &late),
+        Some(0.25)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "chainwatch_supplier_delivery_on_time_ratio",
+            &[("supplier", "S-GOOD")]
+        ),
         Some(1.0)
     );
     // Delays: 3 x 4 days and 1 x -1 day -> mean 2.75 days, exported in seconds.
@@ -91,24 +123,38 @@ async fn indicators_and_alerts_follow_event_time_through_metrics_and_api() {
         Some(2.75 * 86_400.0)
     );
     assert_eq!(
-        sample(&m, "chainwatch_supplier_delivery_open_lines", &[("supplier", "S-GOOD")]),
+        sample(
+            &m,
+            "chainwatch_supplier_delivery_open_lines",
+            &[("supplier", "S-GOOD")]
+        ),
         Some(1.0)
     );
     // Next inbound due end of T0+30d = 16 days away; 5 days of supply -> gap -11 days.
     let part = [("site", "PLANT-1"), ("part", "P-9")];
     assert_eq!(
-        sample(&m, "chainwatch_inventory_coverage_coverage_gap_seconds", &part),
+        sample(
+            &m,
+            "chainwatch_inventory_coverage_coverage_gap_seconds",
+            &part
+        ),
         Some(-11.0 * 86_400.0)
     );
     // Conditions hold, but `for: 6h` of event time has not passed: pending.
-    let pending = [("alertname", "SupplierOnTimeRatioLow"), ("alertstate", "pending"), ("supplier", "S-LATE")];
+    let pending = [
+        ("alertname", "SupplierOnTimeRatioLow"),
+        ("alertstate", "pending"),
+        ("supplier", "S-LATE"),
+    ];
     assert_eq!(sample(&m, "chainwatch_alerts", &pending), Some(1.0), "{m}");
     let api = get_json(&base, "/api/alerts").await;
     let a = alerts_named(&api, "SupplierOnTimeRatioLow");
     assert_eq!(a.len(), 1, "only S-LATE: {api:#}");
     assert_eq!(a[0]["state"], "pending");
     assert_eq!(a[0]["severity"], "critical");
-    assert!(alerts_named(&api, "PartCoverageGap").iter().all(|a| a["state"] == "pending"));
+    assert!(alerts_named(&api, "PartCoverageGap")
+        .iter()
+        .all(|a| a["state"] == "pending"));
 
     // Seven hours of event time later the conditions still hold: firing.
     let t1 = T0 + 15 * DAY_MS + 7 * 3_600_000;
@@ -123,19 +169,36 @@ async fn indicators_and_alerts_follow_event_time_through_metrics_and_api() {
         ("reason_code", "supplier_late_deliveries"),
     ];
     assert_eq!(sample(&m, "chainwatch_alerts", &firing), Some(1.0), "{m}");
-    let by_alert = [("alertname", "SupplierOnTimeRatioLow"), ("supplier", "S-LATE")];
+    let by_alert = [
+        ("alertname", "SupplierOnTimeRatioLow"),
+        ("supplier", "S-LATE"),
+    ];
     assert_eq!(sample(&m, "chainwatch_alert_value", &by_alert), Some(0.25));
-    assert_eq!(sample(&m, "chainwatch_alert_threshold", &by_alert), Some(0.7));
+    assert_eq!(
+        sample(&m, "chainwatch_alert_threshold", &by_alert),
+        Some(0.7)
+    );
     assert_eq!(
         sample(&m, "chainwatch_alerts_for_state_seconds", &by_alert),
         Some((T0 + 15 * DAY_MS) as f64 / 1000.0),
         "active since the first evaluation that saw the condition"
     );
     assert_eq!(
-        sample(&m, "chainwatch_alerts", &[("alertname", "PartCoverageGap"), ("alertstate", "firing"), ("part", "P-9")]),
+        sample(
+            &m,
+            "chainwatch_alerts",
+            &[
+                ("alertname", "PartCoverageGap"),
+                ("alertstate", "firing"),
+                ("part", "P-9")
+            ]
+        ),
         Some(1.0)
     );
-    assert_eq!(sample(&m, "chainwatch_alerts", &[("supplier", "S-GOOD")]), None);
+    assert_eq!(
+        sample(&m, "chainwatch_alerts", &[("supplier", "S-GOOD")]),
+        None
+    );
     let api = get_json(&base, "/api/alerts").await;
     let a = alerts_named(&api, "SupplierOnTimeRatioLow")[0];
     assert_eq!(a["state"], "firing");
@@ -144,15 +207,25 @@ async fn indicators_and_alerts_follow_event_time_through_metrics_and_api() {
     assert_eq!(a["threshold"], 0.7);
     assert_eq!(a["active_at"], iso(T0 + 15 * DAY_MS).replace(".000", ""));
     let summary = a["annotations"]["summary"].as_str().unwrap_or_default();
-    assert!(summary.contains("S-LATE") && summary.contains("25%") && summary.contains("70%"), "{summary}");
+    assert!(
+        summary.contains("S-LATE") && summary.contains("25%") && summary.contains("70%"),
+        "{summary}"
+    );
 
     // 35 days on, the late deliveries left the 30-day window and stock is replenished.
     let t2 = T0 + 50 * DAY_MS;
     produce(&p, "e2e.wms", &bytes(&[position("inv-3", t2, 1000.0)])).await;
     wait_evaluated(&base, t2).await;
     let m = get_text(&base, "/metrics").await;
-    assert_eq!(sample(&m, "chainwatch_alerts", &[("supplier", "S-LATE")]), None, "{m}");
-    assert_eq!(sample(&m, "chainwatch_alerts", &[("alertname", "PartCoverageGap")]), None);
+    assert_eq!(
+        sample(&m, "chainwatch_alerts", &[("supplier", "S-LATE")]),
+        None,
+        "{m}"
+    );
+    assert_eq!(
+        sample(&m, "chainwatch_alerts", &[("alertname", "PartCoverageGap")]),
+        None
+    );
     let api = get_json(&base, "/api/alerts").await;
     let a = alerts_named(&api, "SupplierOnTimeRatioLow")[0];
     assert_eq!(a["state"], "resolved");
@@ -169,7 +242,15 @@ async fn malformed_records_go_to_the_dead_letter_topic_with_their_reason() {
     let base = format!("http://{}", running.http_addr);
     let p = producer(&broker.brokers);
 
-    let good = |i: i64| created(&format!("ok-{i}"), "S1", &format!("PO-{i}"), "P-1", T0 + 10 * DAY_MS);
+    let good = |i: i64| {
+        created(
+            &format!("ok-{i}"),
+            "S1",
+            &format!("PO-{i}"),
+            "P-1",
+            T0 + 10 * DAY_MS,
+        )
+    };
     let mut late = good(99);
     late["event_id"] = json!("late");
     late["event_time"] = json!(iso(T0 - DAY_MS));
@@ -179,13 +260,29 @@ async fn malformed_records_go_to_the_dead_letter_topic_with_their_reason() {
     let bad: Vec<(&str, String)> = vec![
         ("invalid_json", "{\"event_id\": \"x\", ".to_string()),
         ("invalid_json", "[1, 2, 3]".to_string()),
-        ("wrong_type", text.replace("\"quantity\":100", "\"quantity\":\"many\"")),
-        ("unknown_kind", text.replace("po_line_created", "po_line_exploded")),
+        (
+            "wrong_type",
+            text.replace("\"quantity\":100", "\"quantity\":\"many\""),
+        ),
+        (
+            "unknown_kind",
+            text.replace("po_line_created", "po_line_exploded"),
+        ),
         ("missing_field", text.replace("\"part\":\"P-1\",", "")),
-        ("negative_quantity", text.replace("\"quantity\":100", "\"quantity\":-3")),
-        ("invalid_date", text.replace(&date(T0 + 10 * DAY_MS), "2026-02-30")),
-        ("invalid_value", json!({"event_id": "v", "kind": "milestone", "event_time": iso(T0), "source": "x",
-            "shipment": "SH", "supplier": "S1", "status": "teleported", "location": "X"}).to_string()),
+        (
+            "negative_quantity",
+            text.replace("\"quantity\":100", "\"quantity\":-3"),
+        ),
+        (
+            "invalid_date",
+            text.replace(&date(T0 + 10 * DAY_MS), "2026-02-30"),
+        ),
+        (
+            "invalid_value",
+            json!({"event_id": "v", "kind": "milestone", "event_time": iso(T0), "source": "x",
+            "shipment": "SH", "supplier": "S1", "status": "teleported", "location": "X"})
+            .to_string(),
+        ),
         // Sent after an event one day later: older than the watermark (lateness 0).
         ("late_event", late.to_string()),
     ];
@@ -213,14 +310,20 @@ async fn malformed_records_go_to_the_dead_letter_topic_with_their_reason() {
         .expect("a late case");
     let split = *late_at as usize;
     produce(&p, "dlq.erp", &to_bytes(&payloads[..split])).await;
-    wait_status(&base, 60, |s| s["watermark_ms"].as_i64() == Some(T0 + DAY_MS)).await;
+    wait_status(&base, 60, |s| {
+        s["watermark_ms"].as_i64() == Some(T0 + DAY_MS)
+    })
+    .await;
     produce(&p, "dlq.erp", &to_bytes(&payloads[split..])).await;
     let status = wait_status(&base, 60, |s| {
         s["records_dead_lettered"].as_u64() == Some(bad.len() as u64)
             && s["records_applied"].as_u64() == Some(valid as u64)
     })
     .await;
-    assert_eq!(status["state"]["open_po_lines"].as_u64(), Some(valid as u64));
+    assert_eq!(
+        status["state"]["open_po_lines"].as_u64(),
+        Some(valid as u64)
+    );
 
     // Every rejected record is on the dead-letter topic with its reason and origin.
     let consumer: StreamConsumer = ClientConfig::new()
@@ -242,7 +345,12 @@ async fn malformed_records_go_to_the_dead_letter_topic_with_their_reason() {
             .headers()
             .map(|h| {
                 h.iter()
-                    .map(|x| (x.key.to_string(), String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned()))
+                    .map(|x| {
+                        (
+                            x.key.to_string(),
+                            String::from_utf8_lossy(x.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -259,13 +367,42 @@ async fn malformed_records_go_to_the_dead_letter_topic_with_their_reason() {
         assert_eq!(got_payload, payload, "original payload kept");
     }
     // Offsets of the whole batch, dead letters included, get committed.
-    wait_status(&base, 30, |s| s["lag"].as_i64() == Some(0) && s["partitions"].as_array().is_some_and(|p| !p.is_empty())).await;
+    wait_status(&base, 30, |s| {
+        s["lag"].as_i64() == Some(0) && s["partitions"].as_array().is_some_and(|p| !p.is_empty())
+    })
+    .await;
     let m = get_text(&base, "/metrics").await;
-    assert_eq!(sample(&m, "chainwatch_ingest_rejected_total", &[("reason", "invalid_json")]), Some(2.0));
-    for reason in ["wrong_type", "unknown_kind", "missing_field", "negative_quantity", "invalid_date", "invalid_value", "late_event"] {
-        assert_eq!(sample(&m, "chainwatch_ingest_rejected_total", &[("reason", reason)]), Some(1.0), "{reason}");
+    assert_eq!(
+        sample(
+            &m,
+            "chainwatch_ingest_rejected_total",
+            &[("reason", "invalid_json")]
+        ),
+        Some(2.0)
+    );
+    for reason in [
+        "wrong_type",
+        "unknown_kind",
+        "missing_field",
+        "negative_quantity",
+        "invalid_date",
+        "invalid_value",
+        "late_event",
+    ] {
+        assert_eq!(
+            sample(
+                &m,
+                "chainwatch_ingest_rejected_total",
+                &[("reason", reason)]
+            ),
+            Some(1.0),
+            "{reason}"
+        );
     }
-    assert_eq!(sample(&m, "chainwatch_ingest_dead_letters_total", &[]), Some(bad.len() as f64));
+    assert_eq!(
+        sample(&m, "chainwatch_ingest_dead_letters_total", &[]),
+        Some(bad.len() as f64)
+    );
     // Every self-metric is exported.
     for (name, _) in chainwatch::export::metrics::SELF_METRICS {
         assert!(m.contains(&format!("# TYPE {name} ")), "{name}");
@@ -281,7 +418,15 @@ async fn redelivered_events_are_not_counted_twice() {
     let base = format!("http://{}", running.http_addr);
     let p = producer(&broker.brokers);
     let events: Vec<Value> = (0..3)
-        .map(|i| created(&format!("c{i}"), "S1", &format!("PO-{i}"), "P-1", T0 + 10 * DAY_MS))
+        .map(|i| {
+            created(
+                &format!("c{i}"),
+                "S1",
+                &format!("PO-{i}"),
+                "P-1",
+                T0 + 10 * DAY_MS,
+            )
+        })
         .chain((0..3).map(|i| {
             let mut r = receipt(&format!("r{i}"), "S1", &format!("PO-{i}"), T0);
             r["quantity"] = json!(40);
@@ -300,10 +445,27 @@ async fn redelivered_events_are_not_counted_twice() {
     let wm = s["watermark_ms"].as_i64().unwrap_or_default();
     wait_evaluated(&base, wm).await;
     let m = get_text(&base, "/metrics").await;
-    assert_eq!(sample(&m, "chainwatch_state_duplicate_events_total", &[]), Some(6.0));
+    assert_eq!(
+        sample(&m, "chainwatch_state_duplicate_events_total", &[]),
+        Some(6.0)
+    );
     // 40 of 100 received once per line: still open, not completed by a double count.
-    assert_eq!(sample(&m, "chainwatch_supplier_delivery_open_lines", &[("supplier", "S1")]), Some(3.0));
-    assert_eq!(sample(&m, "chainwatch_supplier_delivery_deliveries", &[("supplier", "S1")]), Some(0.0));
+    assert_eq!(
+        sample(
+            &m,
+            "chainwatch_supplier_delivery_open_lines",
+            &[("supplier", "S1")]
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "chainwatch_supplier_delivery_deliveries",
+            &[("supplier", "S1")]
+        ),
+        Some(0.0)
+    );
     assert_eq!(sample(&m, "chainwatch_state_open_po_lines", &[]), Some(3.0));
     running.shutdown().await;
 }

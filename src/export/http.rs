@@ -48,7 +48,10 @@ pub fn alert_json(a: &Alert) -> Value {
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {
     let eval = s.evaluation();
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         s.metrics.render(&eval.families),
     )
         .into_response()
@@ -145,7 +148,10 @@ pub async fn serve(
         let stop = async move {
             let _ = shutdown.wait_for(|s| *s).await;
         };
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stop).await {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
             tracing::error!(error = %e, "HTTP server failed.");
         }
     });

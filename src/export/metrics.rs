@@ -22,36 +22,102 @@ use crate::indicators::IndicatorResult;
 
 /// Names and help of every self-metric; a test checks `/metrics` against this list.
 pub const SELF_METRICS: &[(&str, &str)] = &[
-    ("chainwatch_ingest_messages_total", "Kafka messages consumed, by topic."),
-    ("chainwatch_ingest_bytes_total", "Payload bytes consumed, by topic."),
-    ("chainwatch_ingest_rejected_total", "Messages rejected (dead-lettered), by reason."),
-    ("chainwatch_ingest_dead_letters_total", "Records written to the dead-letter topic."),
-    ("chainwatch_ingest_dead_letter_errors_total", "Failed writes to the dead-letter topic (retried)."),
+    (
+        "chainwatch_ingest_messages_total",
+        "Kafka messages consumed, by topic.",
+    ),
+    (
+        "chainwatch_ingest_bytes_total",
+        "Payload bytes consumed, by topic.",
+    ),
+    (
+        "chainwatch_ingest_rejected_total",
+        "Messages rejected (dead-lettered), by reason.",
+    ),
+    (
+        "chainwatch_ingest_dead_letters_total",
+        "Records written to the dead-letter topic.",
+    ),
+    (
+        "chainwatch_ingest_dead_letter_errors_total",
+        "Failed writes to the dead-letter topic (retried).",
+    ),
     ("chainwatch_ingest_batch_rows", "Messages per micro-batch."),
-    ("chainwatch_ingest_consumer_lag_messages", "High watermark minus committed offset, by topic and partition."),
-    ("chainwatch_ingest_connected", "1 while the consumer can reach the brokers."),
-    ("chainwatch_state_events_applied_total", "Events applied to state, by kind."),
-    ("chainwatch_state_duplicate_events_total", "Events skipped because their event id was already applied."),
-    ("chainwatch_state_orphan_events_total", "Events referring to a PO line, shipment or position not in state."),
-    ("chainwatch_state_watermark_seconds", "Event-time watermark (Unix seconds): evaluation time of indicators."),
-    ("chainwatch_state_open_po_lines", "Open purchase-order lines in state."),
-    ("chainwatch_state_in_flight_shipments", "In-flight shipments in state."),
-    ("chainwatch_state_inventory_positions", "Site-part inventory positions in state."),
-    ("chainwatch_state_window_records", "Completed deliveries, reschedules and stops in the rolling window."),
-    ("chainwatch_evaluation_duration_seconds", "Wall time of one evaluation of all indicators and rules."),
+    (
+        "chainwatch_ingest_consumer_lag_messages",
+        "High watermark minus committed offset, by topic and partition.",
+    ),
+    (
+        "chainwatch_ingest_connected",
+        "1 while the consumer can reach the brokers.",
+    ),
+    (
+        "chainwatch_state_events_applied_total",
+        "Events applied to state, by kind.",
+    ),
+    (
+        "chainwatch_state_duplicate_events_total",
+        "Events skipped because their event id was already applied.",
+    ),
+    (
+        "chainwatch_state_orphan_events_total",
+        "Events referring to a PO line, shipment or position not in state.",
+    ),
+    (
+        "chainwatch_state_watermark_seconds",
+        "Event-time watermark (Unix seconds): evaluation time of indicators.",
+    ),
+    (
+        "chainwatch_state_open_po_lines",
+        "Open purchase-order lines in state.",
+    ),
+    (
+        "chainwatch_state_in_flight_shipments",
+        "In-flight shipments in state.",
+    ),
+    (
+        "chainwatch_state_inventory_positions",
+        "Site-part inventory positions in state.",
+    ),
+    (
+        "chainwatch_state_window_records",
+        "Completed deliveries, reschedules and stops in the rolling window.",
+    ),
+    (
+        "chainwatch_evaluation_duration_seconds",
+        "Wall time of one evaluation of all indicators and rules.",
+    ),
     ("chainwatch_evaluations_total", "Evaluations run."),
-    ("chainwatch_evaluation_skipped_total", "Evaluation ticks skipped because the previous one was still running."),
-    ("chainwatch_indicator_errors_total", "Indicator queries that failed, by indicator."),
+    (
+        "chainwatch_evaluation_skipped_total",
+        "Evaluation ticks skipped because the previous one was still running.",
+    ),
+    (
+        "chainwatch_indicator_errors_total",
+        "Indicator queries that failed, by indicator.",
+    ),
     ("chainwatch_rules_loaded", "Alerting rules loaded."),
     ("chainwatch_indicators_loaded", "Indicators loaded."),
 ];
 
 /// Families built per evaluation (not in the registry).
 pub const ALERT_METRICS: &[(&str, &str)] = &[
-    ("chainwatch_alerts", "Pending and firing alerts, like Prometheus' ALERTS: 1 per alert and state."),
-    ("chainwatch_alerts_for_state_seconds", "Unix time an alert became active, like ALERTS_FOR_STATE."),
-    ("chainwatch_alert_value", "The indicator value of each pending or firing alert."),
-    ("chainwatch_alert_threshold", "The threshold each pending or firing alert crossed."),
+    (
+        "chainwatch_alerts",
+        "Pending and firing alerts, like Prometheus' ALERTS: 1 per alert and state.",
+    ),
+    (
+        "chainwatch_alerts_for_state_seconds",
+        "Unix time an alert became active, like ALERTS_FOR_STATE.",
+    ),
+    (
+        "chainwatch_alert_value",
+        "The indicator value of each pending or firing alert.",
+    ),
+    (
+        "chainwatch_alert_threshold",
+        "The threshold each pending or firing alert crossed.",
+    ),
 ];
 
 fn help(name: &str) -> &'static str {
@@ -111,10 +177,21 @@ impl Metrics {
             }};
         }
         let m = Metrics {
-            messages: reg!(IntCounterVec::new(opts("chainwatch_ingest_messages_total"), &["topic"])),
-            bytes: reg!(IntCounterVec::new(opts("chainwatch_ingest_bytes_total"), &["topic"])),
-            rejected: reg!(IntCounterVec::new(opts("chainwatch_ingest_rejected_total"), &["reason"])),
-            dead_letters: reg!(IntCounter::with_opts(opts("chainwatch_ingest_dead_letters_total"))),
+            messages: reg!(IntCounterVec::new(
+                opts("chainwatch_ingest_messages_total"),
+                &["topic"]
+            )),
+            bytes: reg!(IntCounterVec::new(
+                opts("chainwatch_ingest_bytes_total"),
+                &["topic"]
+            )),
+            rejected: reg!(IntCounterVec::new(
+                opts("chainwatch_ingest_rejected_total"),
+                &["reason"]
+            )),
+            dead_letters: reg!(IntCounter::with_opts(opts(
+                "chainwatch_ingest_dead_letters_total"
+            ))),
             dead_letter_errors: reg!(IntCounter::with_opts(opts(
                 "chainwatch_ingest_dead_letter_errors_total"
             ))),
@@ -127,20 +204,35 @@ impl Metrics {
                 &["topic", "partition"]
             )),
             connected: reg!(IntGauge::with_opts(opts("chainwatch_ingest_connected"))),
-            applied: reg!(IntCounterVec::new(opts("chainwatch_state_events_applied_total"), &["kind"])),
-            duplicates: reg!(IntCounter::with_opts(opts("chainwatch_state_duplicate_events_total"))),
-            orphans: reg!(IntCounter::with_opts(opts("chainwatch_state_orphan_events_total"))),
-            watermark: reg!(prometheus::Gauge::with_opts(opts("chainwatch_state_watermark_seconds"))),
+            applied: reg!(IntCounterVec::new(
+                opts("chainwatch_state_events_applied_total"),
+                &["kind"]
+            )),
+            duplicates: reg!(IntCounter::with_opts(opts(
+                "chainwatch_state_duplicate_events_total"
+            ))),
+            orphans: reg!(IntCounter::with_opts(opts(
+                "chainwatch_state_orphan_events_total"
+            ))),
+            watermark: reg!(prometheus::Gauge::with_opts(opts(
+                "chainwatch_state_watermark_seconds"
+            ))),
             open_lines: reg!(IntGauge::with_opts(opts("chainwatch_state_open_po_lines"))),
-            shipments: reg!(IntGauge::with_opts(opts("chainwatch_state_in_flight_shipments"))),
-            positions: reg!(IntGauge::with_opts(opts("chainwatch_state_inventory_positions"))),
+            shipments: reg!(IntGauge::with_opts(opts(
+                "chainwatch_state_in_flight_shipments"
+            ))),
+            positions: reg!(IntGauge::with_opts(opts(
+                "chainwatch_state_inventory_positions"
+            ))),
             window_records: reg!(IntGauge::with_opts(opts("chainwatch_state_window_records"))),
             eval_duration: reg!(Histogram::with_opts(hopts(
                 "chainwatch_evaluation_duration_seconds",
                 vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
             ))),
             evaluations: reg!(IntCounter::with_opts(opts("chainwatch_evaluations_total"))),
-            eval_skipped: reg!(IntCounter::with_opts(opts("chainwatch_evaluation_skipped_total"))),
+            eval_skipped: reg!(IntCounter::with_opts(opts(
+                "chainwatch_evaluation_skipped_total"
+            ))),
             indicator_errors: reg!(IntCounterVec::new(
                 opts("chainwatch_indicator_errors_total"),
                 &["indicator"]
@@ -205,7 +297,9 @@ pub fn indicator_metric_name(indicator: &str, column: &str) -> (String, f64) {
 pub fn indicator_families(results: &[IndicatorResult]) -> Vec<MetricFamily> {
     let mut out = Vec::new();
     for r in results {
-        let Some(first) = r.rows.first() else { continue };
+        let Some(first) = r.rows.first() else {
+            continue;
+        };
         for column in first.values.keys() {
             let (name, factor) = indicator_metric_name(&r.name, column);
             let metrics = r
@@ -281,7 +375,10 @@ mod tests {
     fn day_columns_are_exported_in_seconds() {
         assert_eq!(
             indicator_metric_name("supplier_delivery", "mean_delay_days"),
-            ("chainwatch_supplier_delivery_mean_delay_seconds".into(), 86_400.0)
+            (
+                "chainwatch_supplier_delivery_mean_delay_seconds".into(),
+                86_400.0
+            )
         );
         assert_eq!(
             indicator_metric_name("supplier_delivery", "on_time_ratio").0,

@@ -166,7 +166,9 @@ impl Indicators {
     }
 
     /// Plan indicators given as (path, SQL); the name is the file stem.
-    pub async fn from_sources(sources: Vec<(PathBuf, String)>) -> Result<Self, Vec<IndicatorError>> {
+    pub async fn from_sources(
+        sources: Vec<(PathBuf, String)>,
+    ) -> Result<Self, Vec<IndicatorError>> {
         let (ctx, clock) = Self::session();
         let mut defs = Vec::new();
         let mut errors = Vec::new();
@@ -211,10 +213,7 @@ impl Indicators {
 
     /// Run every indicator on a snapshot; `eval_time()` is the snapshot's watermark.
     /// One failing indicator does not stop the others.
-    pub async fn evaluate(
-        &self,
-        tables: &Tables,
-    ) -> Vec<Result<IndicatorResult, IndicatorError>> {
+    pub async fn evaluate(&self, tables: &Tables) -> Vec<Result<IndicatorResult, IndicatorError>> {
         self.clock.store(tables.watermark, Ordering::SeqCst);
         for (name, batch) in &tables.tables {
             // Swapping the data of a registered name; cannot fail for a registered table.
@@ -308,15 +307,23 @@ pub fn rows_of(batch: &RecordBatch) -> Vec<IndicatorRow> {
         let name = field.name();
         let column = batch.column(i);
         if is_label(field.data_type()) {
-            let Ok(strings) = cast(column, &DataType::Utf8) else { continue };
+            let Ok(strings) = cast(column, &DataType::Utf8) else {
+                continue;
+            };
             let strings = strings.as_string::<i32>();
             for (r, row) in rows.iter_mut().enumerate() {
-                let v = if strings.is_valid(r) { strings.value(r) } else { "" };
+                let v = if strings.is_valid(r) {
+                    strings.value(r)
+                } else {
+                    ""
+                };
                 row.labels.insert(name.clone(), v.to_string());
                 row.row.insert(name.clone(), serde_json::Value::from(v));
             }
         } else if is_numeric(field.data_type()) {
-            let Ok(floats) = cast(column, &DataType::Float64) else { continue };
+            let Ok(floats) = cast(column, &DataType::Float64) else {
+                continue;
+            };
             let floats = floats.as_primitive::<Float64Type>();
             for (r, row) in rows.iter_mut().enumerate() {
                 let v = floats.is_valid(r).then(|| floats.value(r));

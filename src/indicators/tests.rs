@@ -26,7 +26,9 @@ fn date(ms: i64) -> String {
 
 async fn shipped() -> Indicators {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules/indicators");
-    Indicators::load_dir(&dir).await.expect("shipped indicators plan")
+    Indicators::load_dir(&dir)
+        .await
+        .expect("shipped indicators plan")
 }
 
 async fn eval(state: &State) -> BTreeMap<String, Vec<IndicatorRow>> {
@@ -42,12 +44,18 @@ async fn eval(state: &State) -> BTreeMap<String, Vec<IndicatorRow>> {
 
 fn find<'a>(rows: &'a [IndicatorRow], labels: &[(&str, &str)]) -> &'a IndicatorRow {
     rows.iter()
-        .find(|r| labels.iter().all(|(k, v)| r.labels.get(*k).map(String::as_str) == Some(*v)))
+        .find(|r| {
+            labels
+                .iter()
+                .all(|(k, v)| r.labels.get(*k).map(String::as_str) == Some(*v))
+        })
         .unwrap_or_else(|| panic!("no row {labels:?} in {rows:#?}"))
 }
 
 fn v(row: &IndicatorRow, col: &str) -> Option<f64> {
-    *row.values.get(col).unwrap_or_else(|| panic!("no column {col}"))
+    *row.values
+        .get(col)
+        .unwrap_or_else(|| panic!("no column {col}"))
 }
 
 fn approx(a: Option<f64>, b: f64) {
@@ -73,17 +81,43 @@ async fn supplier_delivery_ratios_delays_and_open_late_lines() {
     // S1: due end of T0+5d. Received at +5d (early 1d), +7d (1d late: within tolerance),
     // +8d (2d late), +11d (5d late). One more open line due +3d: late at eval time.
     for (i, at) in [5, 7, 8, 11].iter().enumerate() {
-        ev.push(line(&format!("l{i}"), "S1", &format!("P{i}"), "X", "D", T0 + 5 * DAY_MS));
-        ev.push(receipt(&format!("r{i}"), "S1", &format!("P{i}"), T0 + at * DAY_MS));
+        ev.push(line(
+            &format!("l{i}"),
+            "S1",
+            &format!("P{i}"),
+            "X",
+            "D",
+            T0 + 5 * DAY_MS,
+        ));
+        ev.push(receipt(
+            &format!("r{i}"),
+            "S1",
+            &format!("P{i}"),
+            T0 + at * DAY_MS,
+        ));
     }
     ev.push(line("open", "S1", "P9", "X", "D", T0 + 3 * DAY_MS));
-    ev.push(json!({"event_id": "rs", "kind": "supplier_confirmation", "event_time": iso(T0 + H),
+    ev.push(
+        json!({"event_id": "rs", "kind": "supplier_confirmation", "event_time": iso(T0 + H),
         "source": "t", "po": "P9", "line": 1, "supplier": "S1", "status": "rescheduled",
-        "promised_date": date(T0 + 4 * DAY_MS)}));
+        "promised_date": date(T0 + 4 * DAY_MS)}),
+    );
     // S2: only two deliveries: too few for a ratio.
     for i in 0..2 {
-        ev.push(line(&format!("m{i}"), "S2", &format!("Q{i}"), "X", "D", T0 + 5 * DAY_MS));
-        ev.push(receipt(&format!("n{i}"), "S2", &format!("Q{i}"), T0 + 2 * DAY_MS));
+        ev.push(line(
+            &format!("m{i}"),
+            "S2",
+            &format!("Q{i}"),
+            "X",
+            "D",
+            T0 + 5 * DAY_MS,
+        ));
+        ev.push(receipt(
+            &format!("n{i}"),
+            "S2",
+            &format!("Q{i}"),
+            T0 + 2 * DAY_MS,
+        ));
     }
     ev.sort_by_key(|e| e["event_time"].as_str().unwrap().to_string());
     s.apply(&batch_of(&ev), T0 + 12 * DAY_MS);
@@ -125,8 +159,20 @@ async fn congestion_against_the_location_baseline_and_lane_status() {
     for i in 0..6 {
         let sh = format!("B{i}");
         ev.push(shipment(&sh, "none", "ocean", T0 + 5 * DAY_MS));
-        ev.push(milestone(&format!("a{i}"), &sh, "arrived", "SGSIN", T0 + i * H));
-        ev.push(milestone(&format!("d{i}"), &sh, "departed", "SGSIN", T0 + DAY_MS + i * H));
+        ev.push(milestone(
+            &format!("a{i}"),
+            &sh,
+            "arrived",
+            "SGSIN",
+            T0 + i * H,
+        ));
+        ev.push(milestone(
+            &format!("d{i}"),
+            &sh,
+            "departed",
+            "SGSIN",
+            T0 + DAY_MS + i * H,
+        ));
     }
     // Now (T0+20d): one shipment there for 4 days and held for 3; it carries a line due T0+10d
     // with an ETA of T0+25d (slippage 14 days).
@@ -136,7 +182,13 @@ async fn congestion_against_the_location_baseline_and_lane_status() {
     ev.push(milestone("h-h", "H1", "held", "SGSIN", T0 + 17 * DAY_MS));
     // An air shipment quiet for 5 days but not yet due: not silent.
     ev.push(shipment("A1", "none", "air", T0 + 21 * DAY_MS));
-    ev.push(milestone("a-d", "A1", "departed", "CNSHA", T0 + 15 * DAY_MS));
+    ev.push(milestone(
+        "a-d",
+        "A1",
+        "departed",
+        "CNSHA",
+        T0 + 15 * DAY_MS,
+    ));
     ev.sort_by_key(|e| e["event_time"].as_str().unwrap().to_string());
     s.apply(&batch_of(&ev), T0 + 20 * DAY_MS);
     let out = eval(&s).await;
@@ -196,14 +248,42 @@ async fn eval_time_is_the_watermark_not_the_clock() {
 #[tokio::test]
 async fn planning_errors_name_the_file_and_statements_are_refused() {
     let cases = [
-        ("bad_column.sql", "SELECT supplier, nope FROM po_lines", "nope"),
-        ("bad_table.sql", "SELECT supplier, 1 AS x FROM orders", "orders"),
-        ("no_labels.sql", "SELECT COUNT(*) AS n FROM po_lines", "at least one string column"),
+        (
+            "bad_column.sql",
+            "SELECT supplier, nope FROM po_lines",
+            "nope",
+        ),
+        (
+            "bad_table.sql",
+            "SELECT supplier, 1 AS x FROM orders",
+            "orders",
+        ),
+        (
+            "no_labels.sql",
+            "SELECT COUNT(*) AS n FROM po_lines",
+            "at least one string column",
+        ),
         ("ddl.sql", "CREATE TABLE t AS SELECT 1", "DDL not supported"),
-        ("dml.sql", "INSERT INTO po_lines SELECT * FROM po_lines", "DML not supported"),
-        ("set.sql", "SET datafusion.execution.batch_size = 1", "Statement not supported"),
-        ("Bad-Name.sql", "SELECT supplier, 1 AS x FROM po_lines", "snake_case"),
-        ("bad_days.sql", "SELECT supplier, days_between(supplier, due_at) AS d FROM po_lines", "days_between"),
+        (
+            "dml.sql",
+            "INSERT INTO po_lines SELECT * FROM po_lines",
+            "DML not supported",
+        ),
+        (
+            "set.sql",
+            "SET datafusion.execution.batch_size = 1",
+            "Statement not supported",
+        ),
+        (
+            "Bad-Name.sql",
+            "SELECT supplier, 1 AS x FROM po_lines",
+            "snake_case",
+        ),
+        (
+            "bad_days.sql",
+            "SELECT supplier, days_between(supplier, due_at) AS d FROM po_lines",
+            "days_between",
+        ),
     ];
     for (file, sql, expect) in cases {
         let err = Indicators::from_sources(vec![(PathBuf::from(file), sql.to_string())])

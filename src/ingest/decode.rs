@@ -134,7 +134,11 @@ impl EventDecoder {
 
         for (i, payload) in payloads.iter().enumerate() {
             let Some(bytes) = payload else {
-                rejects.push(reject(i, RejectReason::InvalidJson, "message has no payload"));
+                rejects.push(reject(
+                    i,
+                    RejectReason::InvalidJson,
+                    "message has no payload",
+                ));
                 continue;
             };
             if bytes.len() > self.max_bytes {
@@ -156,7 +160,14 @@ impl EventDecoder {
                 segment.push(i);
             }
         }
-        self.flush_segment(&mut decoder, payloads, &segment, &mut batches, &mut rows, &mut rejects);
+        self.flush_segment(
+            &mut decoder,
+            payloads,
+            &segment,
+            &mut batches,
+            &mut rows,
+            &mut rejects,
+        );
 
         let batch = match batches.len() {
             0 => None,
@@ -210,7 +221,9 @@ impl EventDecoder {
                             batches.push(b);
                             rows.push(i);
                         }
-                        Ok(_) => rejects.push(reject(i, RejectReason::InvalidJson, "no JSON object")),
+                        Ok(_) => {
+                            rejects.push(reject(i, RejectReason::InvalidJson, "no JSON object"))
+                        }
                         Err((reason, detail)) => rejects.push(reject(i, reason, detail)),
                     }
                 }
@@ -244,7 +257,9 @@ fn feed_one(decoder: &mut Decoder, bytes: &[u8]) -> Result<(), String> {
     match decoder.len() - before {
         1 => Ok(()),
         0 => Err("empty message: no JSON value".into()),
-        n => Err(format!("{n} JSON values in one message, expected one object")),
+        n => Err(format!(
+            "{n} JSON values in one message, expected one object"
+        )),
     }
 }
 
@@ -277,7 +292,11 @@ fn kind_rules() -> &'static HashMap<EventKind, KindRules> {
     static RULES: OnceLock<HashMap<EventKind, KindRules>> = OnceLock::new();
     RULES.get_or_init(|| {
         let schema = event_schema();
-        let idx = |name: &str| schema.index_of(name).expect("kind fields are in the schema");
+        let idx = |name: &str| {
+            schema
+                .index_of(name)
+                .expect("kind fields are in the schema")
+        };
         EventKind::ALL
             .iter()
             .map(|&k| {
@@ -319,11 +338,17 @@ fn validate(batch: RecordBatch, rows: Vec<usize>, mut rejects: Vec<Reject>) -> D
         let fail = |reason, detail: String| Some((reason, detail));
         let problem = (|| {
             if let Some((_, name)) = common.iter().find(|(c, _)| columns[*c].is_null(row)) {
-                return fail(RejectReason::MissingField, format!("missing field '{name}'"));
+                return fail(
+                    RejectReason::MissingField,
+                    format!("missing field '{name}'"),
+                );
             }
             let kind_str = kinds.value(row);
             let Ok(kind) = kind_str.parse::<EventKind>() else {
-                return fail(RejectReason::UnknownKind, format!("unknown kind '{kind_str}'"));
+                return fail(
+                    RejectReason::UnknownKind,
+                    format!("unknown kind '{kind_str}'"),
+                );
             };
             let kr = &rules[&kind];
             if let Some((_, name)) = kr.required.iter().find(|(c, _)| columns[*c].is_null(row)) {
@@ -337,7 +362,10 @@ fn validate(batch: RecordBatch, rows: Vec<usize>, mut rejects: Vec<Reject>) -> D
                 if !allowed.contains(&v) {
                     return fail(
                         RejectReason::InvalidValue,
-                        format!("field '{name}' is '{v}', expected one of {}", allowed.join(", ")),
+                        format!(
+                            "field '{name}' is '{v}', expected one of {}",
+                            allowed.join(", ")
+                        ),
                     );
                 }
             }
@@ -447,7 +475,11 @@ mod tests {
 
     fn ids(d: &Decoded) -> Vec<String> {
         let Some(b) = &d.batch else { return vec![] };
-        let a = b.column(col::EVENT_ID).as_any().downcast_ref::<StringArray>().unwrap();
+        let a = b
+            .column(col::EVENT_ID)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .unwrap();
         a.iter().map(|v| v.unwrap().to_string()).collect()
     }
 
@@ -485,11 +517,23 @@ mod tests {
             ("{}{}".into(), RejectReason::InvalidJson),
             ("".into(), RejectReason::InvalidJson),
             (GOOD.replace("500", "\"abc\""), RejectReason::WrongType),
-            (GOOD.replace("po_line_created", "po_line_deleted"), RejectReason::UnknownKind),
-            (GOOD.replace(",\"part\":\"P1\"", ""), RejectReason::MissingField),
+            (
+                GOOD.replace("po_line_created", "po_line_deleted"),
+                RejectReason::UnknownKind,
+            ),
+            (
+                GOOD.replace(",\"part\":\"P1\"", ""),
+                RejectReason::MissingField,
+            ),
             (GOOD.replace("500", "-5"), RejectReason::NegativeQuantity),
-            (GOOD.replace("2026-03-30", "2026-02-30"), RejectReason::InvalidDate),
-            (GOOD.replace("2026-03-30", "2226-03-30"), RejectReason::InvalidDate),
+            (
+                GOOD.replace("2026-03-30", "2026-02-30"),
+                RejectReason::InvalidDate,
+            ),
+            (
+                GOOD.replace("2026-03-30", "2226-03-30"),
+                RejectReason::InvalidDate,
+            ),
             (
                 GOOD.replace("\"source\":\"erp\",", ""),
                 RejectReason::MissingField,
@@ -511,8 +555,16 @@ mod tests {
         for (r, (msg, reason)) in rejects.iter().zip(&cases) {
             assert_eq!(r.reason, *reason, "{msg}: {}", r.detail);
         }
-        assert!(rejects[8].detail.contains("'quantity' is -5"), "{}", rejects[8].detail);
-        assert!(rejects[7].detail.contains("'part'"), "{}", rejects[7].detail);
+        assert!(
+            rejects[8].detail.contains("'quantity' is -5"),
+            "{}",
+            rejects[8].detail
+        );
+        assert!(
+            rejects[7].detail.contains("'part'"),
+            "{}",
+            rejects[7].detail
+        );
     }
 
     #[test]
@@ -544,8 +596,12 @@ mod tests {
         let m = GOOD.replace("2026-03-02T08:15:00Z", "2026-03-02T09:15:00+01:00");
         let d = run(&[&m]);
         let b = d.batch.unwrap();
-        let t = b.column(col::EVENT_TIME).as_primitive::<TimestampMillisecondType>();
+        let t = b
+            .column(col::EVENT_TIME)
+            .as_primitive::<TimestampMillisecondType>();
         assert_eq!(t.value(0), 1_772_439_300_000);
-        assert!(is_event_timestamp(b.schema().field(col::EVENT_TIME).data_type()));
+        assert!(is_event_timestamp(
+            b.schema().field(col::EVENT_TIME).data_type()
+        ));
     }
 }

@@ -68,8 +68,9 @@ pub fn producer_config(cfg: &KafkaConfig, brokers: &str) -> ClientConfig {
 
 /// Create the input and dead-letter topics when missing (existing ones are left alone).
 pub async fn ensure_topics(cfg: &KafkaConfig, brokers: &str) -> Result<(), KafkaSetupError> {
-    let admin: AdminClient<DefaultClientContext> =
-        with_options(base(brokers), cfg).create().map_err(KafkaSetupError::Client)?;
+    let admin: AdminClient<DefaultClientContext> = with_options(base(brokers), cfg)
+        .create()
+        .map_err(KafkaSetupError::Client)?;
     let names: Vec<&str> = cfg
         .topics
         .all()

@@ -164,11 +164,14 @@ impl Ingest {
             &mut decoded.rejects,
         );
         if !decoded.rejects.is_empty() {
-            self.dead_letter(&decoded.rejects, pending, &payloads, shutdown).await;
+            self.dead_letter(&decoded.rejects, pending, &payloads, shutdown)
+                .await;
         }
         let mut offsets = BTreeMap::new();
         for p in pending.iter() {
-            let next = offsets.entry((p.topic.to_string(), p.partition)).or_insert(0);
+            let next = offsets
+                .entry((p.topic.to_string(), p.partition))
+                .or_insert(0);
             *next = (*next).max(p.offset + 1);
         }
         self.refresh_assignment();
@@ -271,11 +274,26 @@ impl Ingest {
                 let partition = p.partition.to_string();
                 let offset = p.offset.to_string();
                 let headers = OwnedHeaders::new()
-                    .insert(Header { key: "chainwatch.reason", value: Some(r.reason.as_str()) })
-                    .insert(Header { key: "chainwatch.error", value: Some(r.detail.as_str()) })
-                    .insert(Header { key: "chainwatch.topic", value: Some(&*p.topic) })
-                    .insert(Header { key: "chainwatch.partition", value: Some(&partition) })
-                    .insert(Header { key: "chainwatch.offset", value: Some(&offset) });
+                    .insert(Header {
+                        key: "chainwatch.reason",
+                        value: Some(r.reason.as_str()),
+                    })
+                    .insert(Header {
+                        key: "chainwatch.error",
+                        value: Some(r.detail.as_str()),
+                    })
+                    .insert(Header {
+                        key: "chainwatch.topic",
+                        value: Some(&*p.topic),
+                    })
+                    .insert(Header {
+                        key: "chainwatch.partition",
+                        value: Some(&partition),
+                    })
+                    .insert(Header {
+                        key: "chainwatch.offset",
+                        value: Some(&offset),
+                    });
                 let mut record: FutureRecord<'_, [u8], [u8]> =
                     FutureRecord::to(&self.dead_letter_topic).headers(headers);
                 if let Some(k) = &p.key {

@@ -71,7 +71,10 @@ impl Watermark {
 
     /// The assigned partitions and whether each is caught up; partitions no longer assigned are
     /// forgotten. Then moves the watermark. Returns true when it moved.
-    pub fn set_assignment(&mut self, assigned: impl IntoIterator<Item = (Arc<str>, i32, bool)>) -> bool {
+    pub fn set_assignment(
+        &mut self,
+        assigned: impl IntoIterator<Item = (Arc<str>, i32, bool)>,
+    ) -> bool {
         let before = self.current;
         let mut keep = HashMap::new();
         for (topic, partition, caught_up) in assigned {
@@ -96,7 +99,10 @@ impl Watermark {
                 .map(|c| c.max_event_time)
                 .try_fold(i64::MAX, |m, t| t.map(|t| m.min(t)))
         } else {
-            self.partitions.values().filter_map(|c| c.max_event_time).max()
+            self.partitions
+                .values()
+                .filter_map(|c| c.max_event_time)
+                .max()
         };
         if let Some(t) = candidate {
             let w = t - self.lateness_ms;
@@ -131,8 +137,15 @@ mod tests {
         let mut w = Watermark::new(Duration::ZERO);
         w.observe(&tp("erp"), 0, 1_000);
         w.observe(&tp("erp"), 1, 5_000);
-        assert_eq!(w.current(), 1_000, "partition 0 may still deliver events after 1000");
-        assert!(!w.is_late(2_000), "partition 1 read ahead does not make partition 0 late");
+        assert_eq!(
+            w.current(),
+            1_000,
+            "partition 0 may still deliver events after 1000"
+        );
+        assert!(
+            !w.is_late(2_000),
+            "partition 1 read ahead does not make partition 0 late"
+        );
         w.observe(&tp("erp"), 0, 3_000);
         assert_eq!(w.current(), 3_000);
     }
@@ -140,13 +153,21 @@ mod tests {
     #[test]
     fn an_assigned_partition_not_yet_read_holds_the_watermark() {
         let mut w = Watermark::new(Duration::ZERO);
-        w.set_assignment([(tp("erp"), 0, false), (tp("erp"), 1, false), (tp("wms"), 0, true)]);
+        w.set_assignment([
+            (tp("erp"), 0, false),
+            (tp("erp"), 1, false),
+            (tp("wms"), 0, true),
+        ]);
         w.observe(&tp("erp"), 0, 5_000);
         assert_eq!(w.current(), 0, "erp/1 has data but delivered none yet");
         assert!(!w.is_late(1_000));
         w.observe(&tp("erp"), 1, 2_000);
         assert_eq!(w.current(), 2_000);
-        assert!(w.set_assignment([(tp("erp"), 0, false), (tp("erp"), 1, true), (tp("wms"), 0, true)]));
+        assert!(w.set_assignment([
+            (tp("erp"), 0, false),
+            (tp("erp"), 1, true),
+            (tp("wms"), 0, true)
+        ]));
         assert_eq!(w.current(), 5_000, "erp/1 caught up: no longer holds it");
     }
 
@@ -161,7 +182,11 @@ mod tests {
         assert!(!w.set_assignment([(tp("erp"), 0, true), (tp("wms"), 0, true)]));
         assert_eq!(w.current(), 9_000);
         w.observe(&tp("erp"), 0, 2_000);
-        assert_eq!(w.current(), 9_000, "monotonic even when erp becomes active again");
+        assert_eq!(
+            w.current(),
+            9_000,
+            "monotonic even when erp becomes active again"
+        );
         assert!(w.is_late(8_999));
     }
 }

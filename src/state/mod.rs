@@ -358,7 +358,10 @@ impl State {
                     }
                     _ => line.backordered = true,
                 }
-                let new_date = c.promised_date.is_valid(i).then(|| c.promised_date.value(i));
+                let new_date = c
+                    .promised_date
+                    .is_valid(i)
+                    .then(|| c.promised_date.value(i));
                 self.reschedules.push_back(Reschedule {
                     event_time: t,
                     po: c.po.value(i).to_string(),
@@ -539,10 +542,18 @@ impl State {
         }
         self.watermark = watermark;
         let horizon = watermark - self.retention.window_ms;
-        while self.deliveries.front().is_some_and(|d| d.received_at < horizon) {
+        while self
+            .deliveries
+            .front()
+            .is_some_and(|d| d.received_at < horizon)
+        {
             self.deliveries.pop_front();
         }
-        while self.reschedules.front().is_some_and(|r| r.event_time < horizon) {
+        while self
+            .reschedules
+            .front()
+            .is_some_and(|r| r.event_time < horizon)
+        {
             self.reschedules.pop_front();
         }
         while self.stops.front().is_some_and(|s| s.departed_at < horizon) {

@@ -189,7 +189,10 @@ fn stamps(it: impl Iterator<Item = i64>) -> ArrayRef {
     Arc::new(TimestampMillisecondArray::from_iter_values(it).with_timezone("UTC"))
 }
 fn opt_stamps(it: impl Iterator<Item = Option<i64>>) -> ArrayRef {
-    Arc::new(it.collect::<TimestampMillisecondArray>().with_timezone("UTC"))
+    Arc::new(
+        it.collect::<TimestampMillisecondArray>()
+            .with_timezone("UTC"),
+    )
 }
 fn bools(it: impl Iterator<Item = bool>) -> ArrayRef {
     Arc::new(it.map(Some).collect::<BooleanArray>())
@@ -218,7 +221,11 @@ pub(super) fn snapshot(s: &State) -> Tables {
             strs(lines.iter().map(|(_, l)| l.site.as_str())),
             f64s(lines.iter().map(|(_, l)| l.quantity)),
             f64s(lines.iter().map(|(_, l)| l.received_quantity)),
-            f64s(lines.iter().map(|(_, l)| (l.quantity - l.received_quantity).max(0.0))),
+            f64s(
+                lines
+                    .iter()
+                    .map(|(_, l)| (l.quantity - l.received_quantity).max(0.0)),
+            ),
             f64s(lines.iter().map(|(_, l)| l.unit_price)),
             dates(lines.iter().map(|(_, l)| l.order_date)),
             dates(lines.iter().map(|(_, l)| l.promised_date)),
@@ -303,10 +310,26 @@ pub(super) fn snapshot(s: &State) -> Tables {
     let stops = batch(
         4,
         vec![
-            strs(st.iter().map(|x| x.shipment.as_str()).chain(open.iter().map(|o| o.0))),
-            strs(st.iter().map(|x| x.supplier.as_str()).chain(open.iter().map(|o| o.1))),
-            strs(st.iter().map(|x| x.location.as_str()).chain(open.iter().map(|o| o.2))),
-            stamps(st.iter().map(|x| x.arrived_at).chain(open.iter().map(|o| o.3))),
+            strs(
+                st.iter()
+                    .map(|x| x.shipment.as_str())
+                    .chain(open.iter().map(|o| o.0)),
+            ),
+            strs(
+                st.iter()
+                    .map(|x| x.supplier.as_str())
+                    .chain(open.iter().map(|o| o.1)),
+            ),
+            strs(
+                st.iter()
+                    .map(|x| x.location.as_str())
+                    .chain(open.iter().map(|o| o.2)),
+            ),
+            stamps(
+                st.iter()
+                    .map(|x| x.arrived_at)
+                    .chain(open.iter().map(|o| o.3)),
+            ),
             opt_stamps(
                 st.iter()
                     .map(|x| Some(x.departed_at))
@@ -329,7 +352,14 @@ pub(super) fn snapshot(s: &State) -> Tables {
         tables: TABLE_NAMES
             .iter()
             .copied()
-            .zip([po_lines, deliveries, reschedules, shipments, stops, inventory])
+            .zip([
+                po_lines,
+                deliveries,
+                reschedules,
+                shipments,
+                stops,
+                inventory,
+            ])
             .collect(),
         watermark: s.watermark,
         applied: s.applied,

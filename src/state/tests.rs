@@ -43,7 +43,10 @@ fn redelivered_events_count_once() {
     assert_eq!(again.duplicates, 2);
     assert!(again.applied.is_empty());
     let line = &s.lines[&("PO1".to_string(), 1)];
-    assert_eq!(line.received_quantity, 60.0, "the partial receipt is counted once");
+    assert_eq!(
+        line.received_quantity, 60.0,
+        "the partial receipt is counted once"
+    );
 }
 
 #[test]
@@ -143,7 +146,10 @@ fn inventory_positions_and_movements() {
         ]),
         T0,
     );
-    assert_eq!(stats.orphans, 1, "a movement before any position is an orphan");
+    assert_eq!(
+        stats.orphans, 1,
+        "a movement before any position is an orphan"
+    );
     let p = &s.inventory[&("D1".to_string(), "P1".to_string())];
     assert_eq!(p.on_hand, 0.0, "stock never goes below zero");
 }
