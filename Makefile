@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help run build test check fmt clippy rules-check bench deps up down clean
+.PHONY: help run build test check fmt clippy rules-check dashboards-check bench deps up down clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ deps: ## Install what tests need (tansu broker, system packages)
 test: deps ## Run every test: unit tests and integration tests against a real broker
 	$(CARGO) test --locked --all-targets
 
-check: fmt clippy rules-check ## Formatting, lints, and rule files
+check: fmt clippy rules-check dashboards-check ## Formatting, lints, rule files, dashboards, Prometheus/Alertmanager files
 
 fmt: ## Check formatting
 	$(CARGO) fmt --all -- --check
@@ -29,6 +29,16 @@ clippy: ## Lint, warnings are errors
 
 rules-check: ## Parse and plan every rule and indicator in rules/
 	$(CARGO) run --locked --quiet -- rules check rules
+
+dashboards-check: ## Dashboards against Grafana's JSON model; promtool/amtool on docker/ when installed
+	python3 dashboards/check_dashboards.py
+	@if command -v promtool >/dev/null; then \
+	  promtool check config docker/prometheus/prometheus.yml && \
+	  promtool check rules docker/prometheus/rules/chainwatch.yml && \
+	  promtool test rules docker/prometheus/tests/chainwatch.test.yml; \
+	else echo "promtool not installed: skipped (apt-get install prometheus)"; fi
+	@if command -v amtool >/dev/null; then amtool check-config docker/alertmanager/alertmanager.yml; \
+	else echo "amtool not installed: skipped (apt-get install prometheus-alertmanager)"; fi
 
 bench: deps ## Benchmarks (release build); figures go to docs/benchmarks.md
 	$(CARGO) run --locked --release --example bench

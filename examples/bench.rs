@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use chainwatch::config::Config;
 use chainwatch::feed::Feeder;
 use chainwatch::indicators::Indicators;
-use chainwatch::ingest::decode::EventDecoder;
+use chainwatch::ingest::decode::{EventDecoder, RejectReason};
 use chainwatch::pipeline;
 use chainwatch::sim::{SimConfig, Simulator};
 use chainwatch::state::{Retention, State};
@@ -285,29 +285,21 @@ async fn bench_end_to_end(days: i64) -> Option<(usize, f64, f64)> {
     .await
     .ok()??;
 
-    let t = Instant::now();
     let running = pipeline::start(config).await.ok()?;
     let deadline = Instant::now() + Duration::from_secs(600);
     let mut first: Option<Instant> = None;
     loop {
-        let done = running
+        let applied = running
             .shared
             .state
             .read()
             .map(|s| s.records_applied + s.duplicates)
-            .unwrap_or(0)
-            + running
-                .shared
-                .metrics
-                .rejected
-                .with_label_values(&["invalid_json"])
-                .get()
-            + running
-                .shared
-                .metrics
-                .rejected
-                .with_label_values(&["late_event"])
-                .get();
+            .unwrap_or(0);
+        let rejected: u64 = RejectReason::ALL
+            .iter()
+            .map(|r| running.shared.metrics.rejected.with_label_values(&[r.as_str()]).get())
+            .sum();
+        let done = applied + rejected;
         if done > 0 {
             first.get_or_insert_with(Instant::now);
         }
@@ -316,7 +308,6 @@ async fn bench_end_to_end(days: i64) -> Option<(usize, f64, f64)> {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let _ = t;
     let e2e_rate = n as f64 / first?.elapsed().as_secs_f64().max(1e-9);
     running.shutdown().await;
     Some((n, e2e_rate, bare_rate))

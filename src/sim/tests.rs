@@ -660,38 +660,3 @@ fn config_validation_catches_degenerate_settings() {
     let mut sim = Simulator::new(zero_sites);
     assert!(sim.run_until(day(3)).is_empty());
 }
-
-/// Prints the signals day by day (`cargo test -- --ignored --nocapture signal_timeline`).
-#[test]
-#[ignore]
-fn signal_timeline() {
-    let mut sim = Simulator::new(SimConfig::default());
-    let events: Vec<Value> = sim.run_until(day(60)).iter().map(json).collect();
-    let slipper = &target(DisruptionKind::SupplierSlip)[0];
-    let hub = &target(DisruptionKind::PortCongestion)[0];
-    let so = target(DisruptionKind::StockOut);
-    let baseline = median(&Replay::through(&events, day(60)).dwells(hub, day(0), day(25)));
-    for d in (10..=60).step_by(1) {
-        let r = Replay::through(&events, day(d));
-        let otd = r.on_time(day(d));
-        let others: Vec<f64> = otd
-            .iter()
-            .filter(|(s, _)| *s != slipper)
-            .map(|(_, &c)| ratio(c))
-            .collect();
-        let dwell = median(&r.dwells(hub, day(d - 3), day(d)));
-        let (oh, dd) = r.position[&(so[0].clone(), so[1].clone())];
-        let next = r
-            .days_to_next_inbound(&so[0], &so[1], day(d))
-            .unwrap_or(f64::NAN);
-        println!(
-            "day {d:2}: slip OTD {:.2} ({:?}) others median {:.2} | {hub} dwell ratio {:.1} | DOS {:.1} next inbound {:.1}",
-            ratio(otd.get(slipper).copied().unwrap_or_default()),
-            otd.get(slipper),
-            median(&others),
-            dwell / baseline,
-            oh / dd,
-            next
-        );
-    }
-}
