@@ -297,7 +297,14 @@ async fn bench_end_to_end(days: i64) -> Option<(usize, f64, f64)> {
             .unwrap_or(0);
         let rejected: u64 = RejectReason::ALL
             .iter()
-            .map(|r| running.shared.metrics.rejected.with_label_values(&[r.as_str()]).get())
+            .map(|r| {
+                running
+                    .shared
+                    .metrics
+                    .rejected
+                    .with_label_values(&[r.as_str()])
+                    .get()
+            })
             .sum();
         let done = applied + rejected;
         if done > 0 {

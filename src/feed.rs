@@ -12,8 +12,52 @@ use futures::future::join_all;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::watch;
 
-use crate::config::Topics;
-use crate::sim::{SimEvent, Simulator};
+use crate::config::{Config, Topics};
+use crate::ingest::kafka;
+use crate::pipeline::{self, PipelineError, Running};
+use crate::sim::{SimConfig, SimEvent, Simulator};
+
+/// Why the embedded demo could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error(transparent)]
+    Feed(#[from] FeedError),
+    #[error("embedded producer: {0}")]
+    Producer(#[from] rdkafka::error::KafkaError),
+    #[error("simulator.history is out of range")]
+    History,
+}
+
+/// The embedded default (`make run`): an in-process broker, the simulator's history on its
+/// topics (like a backfill, produced before the consumer starts), then the pipeline, with
+/// simulated time running live at `simulator.speed` until shutdown.
+pub async fn start_demo(
+    config: Config,
+) -> Result<(Running, tokio::task::JoinHandle<Result<usize, FeedError>>), DemoError> {
+    let cluster = pipeline::start_embedded(&config)?;
+    let brokers = cluster.bootstrap_servers();
+    let feeder = Feeder {
+        producer: kafka::producer_config(&config.kafka, &brokers).create()?,
+        topics: config.kafka.topics.clone(),
+    };
+    let s = &config.simulator;
+    let mut sim = Simulator::new(SimConfig {
+        seed: s.seed,
+        malformed_every: s.malformed_every,
+        ..SimConfig::default()
+    });
+    let history = chrono::Duration::from_std(s.history).map_err(|_| DemoError::History)?;
+    let history_end = sim.now() + history;
+    let n = feeder.history(&mut sim, history_end).await?;
+    tracing::info!(events = n, until = %history_end, "Simulated history produced; simulated time now runs live.");
+    let speed = s.speed;
+    let running = pipeline::start_on(config, Some(cluster)).await?;
+    let shutdown = running.shutdown_signal();
+    let live = tokio::spawn(async move { feeder.live(sim, speed, shutdown).await });
+    Ok((running, live))
+}
 
 /// A message could not be delivered.
 #[derive(Debug, thiserror::Error)]

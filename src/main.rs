@@ -152,38 +152,14 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let embedded = config.kafka.brokers.is_none();
     let mut feeder_task = None;
     let running = if embedded {
-        // Like a backfill: the history is on the topics before the consumer starts, then
-        // simulated time runs live.
-        let cluster = pipeline::start_embedded(&config)?;
-        let brokers = cluster.bootstrap_servers();
-        let producer = kafka::producer_config(&config.kafka, &brokers)
-            .create()
-            .context("embedded producer")?;
-        let feeder = Feeder {
-            producer,
-            topics: config.kafka.topics.clone(),
-        };
-        let s = &config.simulator;
-        let mut sim = Simulator::new(SimConfig {
-            seed: s.seed,
-            malformed_every: s.malformed_every,
-            ..SimConfig::default()
-        });
-        let history_end = sim.now() + chrono::Duration::from_std(s.history)?;
-        let n = feeder.history(&mut sim, history_end).await?;
-        tracing::info!(events = n, until = %history_end, "Simulated history produced; simulated time now runs live.");
-        let running = pipeline::start_on(config.clone(), Some(cluster)).await?;
-        let speed = s.speed;
-        let shutdown = running.shutdown_signal();
-        feeder_task = Some(tokio::spawn(async move {
-            feeder.live(sim, speed, shutdown).await
-        }));
+        let (running, live) = chainwatch::feed::start_demo(config.clone()).await?;
+        feeder_task = Some(live);
         let base = format!("http://{}", running.http_addr);
         println!(
             "chainwatch: embedded broker with a simulated supply network (seed {}).\n\
              Firing alerts appear within a minute at:\n  {base}/api/alerts\n  {base}/metrics  \
              (chainwatch_alerts{{alertstate=\"firing\"}})\n  {base}/api/status\nPress Ctrl-C to stop.",
-            s.seed
+            config.simulator.seed
         );
         running
     } else {

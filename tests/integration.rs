@@ -1,4 +1,6 @@
-//! The one integration-test binary: real broker (tansu), real HTTP endpoints.
+//! The one integration-test binary: real broker (tansu) and the embedded default, through the
+//! real HTTP endpoints.
 
+mod embedded;
 mod pipeline;
 mod util;
