@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help run build test check fmt clippy rules-check dashboards-check bench deps up down clean
+.PHONY: help run build test check fmt clippy rules-check dashboards-check compose-check bench deps up down clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ deps: ## Install what tests need (tansu broker, system packages)
 test: deps ## Run every test: unit tests and integration tests against a real broker
 	$(CARGO) test --locked --all-targets
 
-check: fmt clippy rules-check dashboards-check ## Formatting, lints, rule files, dashboards, Prometheus/Alertmanager files
+check: fmt clippy rules-check dashboards-check compose-check ## Formatting, lints, rule files, dashboards, Prometheus/Alertmanager files
 
 fmt: ## Check formatting
 	$(CARGO) fmt --all -- --check
@@ -40,14 +40,19 @@ dashboards-check: ## Dashboards against Grafana's JSON model; promtool/amtool on
 	@if command -v amtool >/dev/null; then amtool check-config docker/alertmanager/alertmanager.yml; \
 	else echo "amtool not installed: skipped (apt-get install prometheus-alertmanager)"; fi
 
+compose-check: ## Validate docker/compose.yaml (Compose v2 or docker-compose v1)
+	@if docker compose version >/dev/null 2>&1; then docker compose -f docker/compose.yaml config -q; \
+	elif command -v docker-compose >/dev/null; then docker-compose -f docker/compose.yaml config -q; \
+	else echo "docker compose not installed: skipped"; fi
+
 bench: deps ## Benchmarks (release build); figures go to docs/benchmarks.md
 	$(CARGO) run --locked --release --example bench
 
 up: ## Full stack in docker (Kafka, chainwatch, simulator, Prometheus, Alertmanager, Grafana)
-	docker compose -f docker/compose.yaml up -d --build
+	docker compose -p chainwatch -f docker/compose.yaml up -d --build
 
 down: ## Stop the docker stack
-	docker compose -f docker/compose.yaml down
+	docker compose -p chainwatch -f docker/compose.yaml down
 
 clean:
 	$(CARGO) clean

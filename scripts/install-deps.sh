@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Install what a fresh machine lacks to build and test chainwatch:
 # - tansu, a Kafka-protocol broker, for the integration tests (skipped when that version is on PATH);
-# - system packages: a C toolchain, cmake and zlib for librdkafka; prometheus/promtool for checks.
+# - system packages: a C toolchain, pkg-config and zlib to build librdkafka; Prometheus
+#   (prometheus, promtool) and Alertmanager (amtool) for the dashboard/rule tests and checks;
+#   Chromium for the status page test (headless).
 set -euo pipefail
 
 TANSU_VERSION=0.6.0
 
 need_apt=()
 command -v cc >/dev/null 2>&1 || need_apt+=(build-essential)
-command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 dpkg -s zlib1g-dev >/dev/null 2>&1 || need_apt+=(zlib1g-dev)
-command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
+command -v amtool >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-deps: apt-get install ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

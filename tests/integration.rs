@@ -3,4 +3,6 @@
 
 mod embedded;
 mod pipeline;
+mod prometheus;
+mod status_page;
 mod util;

@@ -193,3 +193,67 @@ pub fn date(ms: i64) -> String {
         .format("%Y-%m-%d")
         .to_string()
 }
+
+/// The embedded demo (`make run`: in-process broker + simulator) on a free port, with the
+/// repository's rules evaluated every 500 ms. Returns the pipeline, the live feeder task and
+/// the HTTP base URL.
+pub async fn start_demo() -> (
+    Running,
+    tokio::task::JoinHandle<Result<usize, chainwatch::feed::FeedError>>,
+    String,
+) {
+    let mut config = Config::default();
+    config.http.listen = "127.0.0.1:0".parse().expect("addr");
+    config.evaluation.rules = repo_path("rules");
+    config.evaluation.interval = Duration::from_millis(500);
+    let (running, live) = chainwatch::feed::start_demo(config)
+        .await
+        .expect("demo starts");
+    let base = format!("http://{}", running.http_addr);
+    (running, live, base)
+}
+
+/// The firing alerts in an `/api/alerts` response.
+pub fn firing(alerts: &Value) -> Vec<&Value> {
+    alerts["alerts"]
+        .as_array()
+        .map(|a| a.iter().filter(|a| a["state"] == "firing").collect())
+        .unwrap_or_default()
+}
+
+/// Poll `/api/alerts` until `pred` holds for its firing alerts; panics with the last response
+/// after `secs`.
+pub async fn wait_firing(base: &str, secs: u64, pred: impl Fn(&[&Value]) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let a = get_json(base, "/api/alerts").await;
+        if pred(&firing(&a)) {
+            return a;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no matching firing alerts within {secs} s; last /api/alerts: {a:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The path of an external program a test needs, from PATH. Missing is a failure, not a skip:
+/// `scripts/install-deps.sh` installs it.
+pub fn require_program(name: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("`{name}` is not installed (not on PATH): run scripts/install-deps.sh")
+        })
+}
+
+/// `target/test-artifacts/<name>` (the directory is created).
+pub fn artifact_path(name: &str) -> PathBuf {
+    let dir = repo_path("target/test-artifacts");
+    std::fs::create_dir_all(&dir).expect("create target/test-artifacts");
+    dir.join(name)
+}

@@ -1,4 +1,4 @@
-//! The HTTP server: `/metrics`, `/healthz`, `/readyz`, `/api/alerts`, `/api/status`.
+//! The HTTP server: the status page `/`, `/metrics`, `/healthz`, `/readyz`, `/api/alerts`, `/api/status`.
 //!
 //! In: [`Shared`]. Out: HTTP responses; the server stops when shutdown is signalled.
 
@@ -115,13 +115,15 @@ async fn status(State(s): State<Arc<Shared>>) -> Json<Value> {
     }))
 }
 
-async fn index() -> axum::response::Html<&'static str> {
-    axum::response::Html(
-        "<!doctype html><title>chainwatch</title><h1>chainwatch</h1><ul>\
-         <li><a href=\"/metrics\">/metrics</a></li><li><a href=\"/api/alerts\">/api/alerts</a></li>\
-         <li><a href=\"/api/status\">/api/status</a></li><li><a href=\"/healthz\">/healthz</a></li>\
-         <li><a href=\"/readyz\">/readyz</a></li></ul>",
+/// The status page: one self-contained HTML file that renders `/api/alerts` and `/api/status`.
+const STATUS_PAGE: &str = include_str!("status.html");
+
+async fn index() -> Response {
+    (
+        [(header::CACHE_CONTROL, "no-cache")],
+        axum::response::Html(STATUS_PAGE),
     )
+        .into_response()
 }
 
 pub fn router(shared: Arc<Shared>) -> Router {
