@@ -7,14 +7,7 @@ use crate::util::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn embedded_default_fires_alerts_for_the_injected_disruptions() {
-    let mut config = chainwatch::config::Config::default();
-    config.http.listen = "127.0.0.1:0".parse().expect("addr");
-    config.evaluation.rules = repo_path("rules");
-    config.evaluation.interval = Duration::from_millis(500);
-    let (running, live) = chainwatch::feed::start_demo(config)
-        .await
-        .expect("demo starts");
-    let base = format!("http://{}", running.http_addr);
+    let (running, live, base) = start_demo().await;
     let started = Instant::now();
     // The slipping supplier, the congested hub and the stock-out part (see src/sim).
     let wanted = [
