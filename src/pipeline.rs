@@ -13,7 +13,7 @@
 //! evaluator gets at most one pending snapshot: if it is still busy, the tick is skipped and
 //! counted.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -250,6 +250,7 @@ async fn state_stage(
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut applied_total = 0u64;
     let mut duplicates_total = 0u64;
+    let mut last_evaluated: Option<(u64, i64)> = None;
     loop {
         tokio::select! {
             batch = batches.recv() => {
@@ -284,7 +285,14 @@ async fn state_stage(
                 }
             }
             _ = ticker.tick() => {
-                if eval.try_send(state.snapshot()).is_err() {
+                // Evaluation is a function of (state, watermark): nothing new, nothing to do.
+                let version = (state.applied(), state.watermark());
+                if last_evaluated == Some(version) {
+                    continue;
+                }
+                if eval.try_send(state.snapshot()).is_ok() {
+                    last_evaluated = Some(version);
+                } else {
                     m.eval_skipped.inc();
                 }
             }
@@ -320,7 +328,7 @@ async fn evaluator(mut snapshots: mpsc::Receiver<Tables>, book: RuleBook, shared
     let m = shared.metrics.clone();
     let mut engine = AlertEngine::new(&book.rules);
     let mut number = 0u64;
-    let mut firing_before: BTreeMap<String, ()> = BTreeMap::new();
+    let mut firing_before: BTreeSet<String> = BTreeSet::new();
     while let Some(tables) = snapshots.recv().await {
         let timer = m.eval_duration.start_timer();
         let now = tables.watermark;
@@ -357,10 +365,10 @@ async fn evaluator(mut snapshots: mpsc::Receiver<Tables>, book: RuleBook, shared
             }
         }
         let alerts = engine.alerts();
-        let mut firing_now = BTreeMap::new();
+        let mut firing_now = BTreeSet::new();
         for a in alerts.iter().filter(|a| a.state == AlertState::Firing) {
             let key = format!("{}{:?}", a.rule, a.labels);
-            if !firing_before.contains_key(&key) {
+            if !firing_before.contains(&key) {
                 tracing::info!(
                     alert = %a.rule,
                     severity = a.labels.get("severity").map(String::as_str).unwrap_or(""),
@@ -368,7 +376,7 @@ async fn evaluator(mut snapshots: mpsc::Receiver<Tables>, book: RuleBook, shared
                     "Alert firing."
                 );
             }
-            firing_now.insert(key, ());
+            firing_now.insert(key);
         }
         firing_before = firing_now;
         let mut families = indicator_families(&results);

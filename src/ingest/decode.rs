@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::compute::{concat_batches, filter_record_batch};
-use arrow::datatypes::{DataType, Date32Type, Float64Type, SchemaRef, TimestampMillisecondType};
+use arrow::datatypes::{Date32Type, Float64Type, SchemaRef, TimestampMillisecondType};
 use arrow::error::ArrowError;
 use arrow::json::reader::{Decoder, ReaderBuilder};
 use arrow::record_batch::RecordBatch;
@@ -452,11 +452,6 @@ fn kinds_status(columns: &[ArrayRef], row: usize) -> Option<&str> {
     a.is_valid(row).then(|| a.value(row))
 }
 
-/// Is the data type one the decoder produces for timestamps? (Used by tests and state.)
-pub fn is_event_timestamp(dt: &DataType) -> bool {
-    *dt == crate::events::timestamp_type()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -640,8 +635,9 @@ mod tests {
             .column(col::EVENT_TIME)
             .as_primitive::<TimestampMillisecondType>();
         assert_eq!(t.value(0), 1_772_439_300_000);
-        assert!(is_event_timestamp(
-            b.schema().field(col::EVENT_TIME).data_type()
-        ));
+        assert_eq!(
+            b.schema().field(col::EVENT_TIME).data_type(),
+            &crate::events::timestamp_type()
+        );
     }
 }
