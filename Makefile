@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help run build test check fmt clippy rules-check dashboards-check compose-check bench deps up down clean
+.PHONY: help run build test check fmt clippy rules-check rules-test dashboards-check compose-check bench deps up down clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ deps: ## Install what tests need (tansu broker, system packages)
 test: deps ## Run every test: unit tests and integration tests against a real broker
 	$(CARGO) test --locked --all-targets
 
-check: fmt clippy rules-check dashboards-check compose-check ## Formatting, lints, rule files, dashboards, Prometheus/Alertmanager files
+check: fmt clippy rules-check rules-test dashboards-check compose-check ## Formatting, lints, rule files, dashboards, Prometheus/Alertmanager files
 
 fmt: ## Check formatting
 	$(CARGO) fmt --all -- --check
@@ -29,6 +29,9 @@ clippy: ## Lint, warnings are errors
 
 rules-check: ## Parse and plan every rule and indicator in rules/
 	$(CARGO) run --locked --quiet -- rules check rules
+
+rules-test: ## Run the rule unit tests in rules/tests (promtool-style)
+	$(CARGO) run --locked --quiet -- rules test rules/tests/*.test.yaml
 
 dashboards-check: ## Dashboards against Grafana's JSON model; promtool/amtool on docker/ when installed
 	python3 dashboards/check_dashboards.py

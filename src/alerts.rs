@@ -18,13 +18,15 @@
 //! - Several rows with one label set in one evaluation are an error for those rows only; the
 //!   alerts with that label set are left as they were.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 
 use serde::Serialize;
+use statrs::distribution::{ContinuousCDF, Empirical};
+use statrs::statistics::Statistics;
 
 use crate::rules::template::{self, Templates};
-use crate::rules::{AlertRule, RuleSet};
+use crate::rules::{AlertRule, Baseline, BaselineMethod, Op, RuleSet, Thresholds};
 
 /// How long a resolved alert is kept (15 minutes of event time).
 pub const RESOLVED_RETENTION_MS: i64 = 15 * 60 * 1000;
@@ -183,6 +185,80 @@ pub struct AlertEngine {
     templates: Templates,
     /// Alerts by rule, then identity.
     active: BTreeMap<String, BTreeMap<Identity, Entry>>,
+    /// Value histories of rules with a baseline, by rule, then identity.
+    baselines: BTreeMap<String, BTreeMap<Identity, History>>,
+}
+
+/// Recorded values of one entity for a baseline, oldest first.
+#[derive(Debug, Clone, Default)]
+struct History {
+    samples: VecDeque<(i64, f64)>,
+}
+
+/// A value scored against its entity's history; what templates see as `baseline`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BaselineScore {
+    /// `zscore` or `percentile`.
+    pub method: &'static str,
+    /// The indicator's value itself.
+    pub raw: f64,
+    /// Mean of the history.
+    pub mean: f64,
+    /// Sample standard deviation of the history.
+    pub stddev: f64,
+    /// Number of recorded samples the score is based on.
+    pub samples: usize,
+    /// The score compared with the thresholds; `None` with too few samples or a flat history.
+    pub score: Option<f64>,
+}
+
+impl History {
+    /// Scores `raw` against the history as it was before this evaluation.
+    fn score(&self, b: &Baseline, raw: f64) -> BaselineScore {
+        let values = || self.samples.iter().map(|(_, v)| *v);
+        let n = self.samples.len();
+        let (mean, stddev) = if n >= 2 {
+            (values().mean(), values().std_dev())
+        } else {
+            (f64::NAN, f64::NAN)
+        };
+        let score = (n >= b.min_samples)
+            .then_some(())
+            .and_then(|()| match b.method {
+                BaselineMethod::ZScore => {
+                    let sd = stddev.max(b.min_stddev);
+                    (sd > 0.0 && sd.is_finite()).then(|| (raw - mean) / sd)
+                }
+                BaselineMethod::Percentile => Some(100.0 * Empirical::from_iter(values()).cdf(raw)),
+            });
+        BaselineScore {
+            method: b.method.as_str(),
+            raw,
+            mean,
+            stddev,
+            samples: n,
+            score,
+        }
+    }
+
+    /// Records `raw` when `every` has passed since the last sample; forgets what left the window.
+    fn record(&mut self, b: &Baseline, now_ms: i64, raw: f64) {
+        let due = self
+            .samples
+            .back()
+            .is_none_or(|(t, _)| now_ms.saturating_sub(*t) >= millis(b.every));
+        if due {
+            self.samples.push_back((now_ms, raw));
+        }
+        self.forget(b, now_ms);
+    }
+
+    fn forget(&mut self, b: &Baseline, now_ms: i64) {
+        let oldest = now_ms.saturating_sub(millis(b.window));
+        while self.samples.front().is_some_and(|(t, _)| *t < oldest) {
+            self.samples.pop_front();
+        }
+    }
 }
 
 impl AlertEngine {
@@ -192,6 +268,7 @@ impl AlertEngine {
             rules: BTreeMap::new(),
             templates: Templates::default(),
             active: BTreeMap::new(),
+            baselines: BTreeMap::new(),
         };
         engine.set_rules(rules);
         engine
@@ -208,6 +285,16 @@ impl AlertEngine {
         self.active
             .retain(|name, _| match (old.get(name), new.get(name)) {
                 (Some(old), Some(new)) => old.same_definition(new),
+                _ => false,
+            });
+        // A history depends only on what is recorded: keep it while that stays the same.
+        self.baselines
+            .retain(|name, _| match (old.get(name), new.get(name)) {
+                (Some(old), Some(new)) => {
+                    old.indicator == new.indicator
+                        && old.value == new.value
+                        && old.baseline == new.baseline
+                }
                 _ => false,
             });
         self.templates = Templates::compile(new.values());
@@ -234,6 +321,7 @@ impl AlertEngine {
             rules,
             templates,
             active,
+            baselines,
         } = self;
         let Some(rule) = rules.get(rule) else {
             return Err(AlertError::UnknownRule {
@@ -257,7 +345,29 @@ impl AlertEngine {
                 handled.insert(id);
                 continue;
             };
-            let Some((severity, threshold, value)) = classify(rule, sample.value) else {
+            let thresholds = rule.thresholds_for(&sample.labels);
+            let raw = sample.value.filter(|v| !v.is_nan());
+            let (value, baseline) = match (&rule.baseline, raw) {
+                (None, _) => (raw, None),
+                (Some(_), None) => (None, None),
+                (Some(b), Some(raw)) => {
+                    let history = baselines
+                        .entry(rule.name.clone())
+                        .or_default()
+                        .entry(id.clone())
+                        .or_default();
+                    history.forget(b, now_ms);
+                    let scored = history.score(b, raw);
+                    history.record(b, now_ms, raw);
+                    (scored.score, Some(scored))
+                }
+            };
+            let firing = alerts
+                .get(&id)
+                .and_then(|e| (e.alert.state == AlertState::Firing).then_some(e.alert.severity));
+            let hit = classify(rule.op, &thresholds, value)
+                .or_else(|| firing.and_then(|s| still_firing(rule.op, &thresholds, s, value)));
+            let Some((severity, threshold, value)) = hit else {
                 continue;
             };
             if alerts
@@ -285,7 +395,8 @@ impl AlertEngine {
                 alert.state = AlertState::Firing;
                 alert.fired_at = Some(now_ms);
             }
-            alert.annotations = templates.render(rule, &context(rule, alert, &sample.row));
+            let ctx = context(rule, alert, &sample.row, &thresholds, baseline.as_ref());
+            alert.annotations = templates.render(rule, &ctx);
             handled.insert(id);
         }
         let keep_ms = millis(rule.keep_firing_for);
@@ -313,6 +424,12 @@ impl AlertEngine {
         if alerts.is_empty() {
             active.remove(&rule.name);
         }
+        if let (Some(b), Some(histories)) = (&rule.baseline, baselines.get_mut(&rule.name)) {
+            histories.retain(|_, h| {
+                h.forget(b, now_ms);
+                !h.samples.is_empty()
+            });
+        }
         if duplicates.is_empty() {
             Ok(())
         } else {
@@ -336,13 +453,31 @@ impl AlertEngine {
 }
 
 /// The severity, its threshold and the value when the condition holds.
-fn classify(rule: &AlertRule, value: Option<f64>) -> Option<(Severity, f64, f64)> {
+fn classify(op: Op, t: &Thresholds, value: Option<f64>) -> Option<(Severity, f64, f64)> {
     let value = value.filter(|v| !v.is_nan())?;
-    if let Some(critical) = rule.critical.filter(|c| rule.op.holds(value, *c)) {
+    if let Some(critical) = t.critical.filter(|c| op.holds(value, *c)) {
         return Some((Severity::Critical, critical, value));
     }
-    let warning = rule.warning.filter(|w| rule.op.holds(value, *w))?;
+    let warning = t.warning.filter(|w| op.holds(value, *w))?;
     Some((Severity::Warning, warning, value))
+}
+
+/// Hysteresis: a firing alert whose value is no longer beyond its lowest level but still
+/// beyond `clear` stays firing, at the lowest level's severity.
+fn still_firing(
+    op: Op,
+    t: &Thresholds,
+    was: Severity,
+    value: Option<f64>,
+) -> Option<(Severity, f64, f64)> {
+    let value = value.filter(|v| !v.is_nan())?;
+    let clear = t.clear.filter(|c| op.holds(value, *c))?;
+    let _ = clear;
+    match (t.warning, t.critical) {
+        (Some(w), _) => Some((Severity::Warning, w, value)),
+        (None, Some(c)) => Some((was.max(Severity::Critical), c, value)),
+        (None, None) => None,
+    }
 }
 
 /// Sample labels, overridden by the rule's static labels, then alertname and reason_code.
@@ -373,11 +508,19 @@ fn context(
     rule: &AlertRule,
     alert: &Alert,
     row: &BTreeMap<String, serde_json::Value>,
+    thresholds: &Thresholds,
+    baseline: Option<&BaselineScore>,
 ) -> minijinja::Value {
     minijinja::context! {
         labels => &alert.labels,
         value => alert.value,
         threshold => alert.threshold,
+        thresholds => minijinja::context! {
+            warning => thresholds.warning,
+            critical => thresholds.critical,
+            clear => thresholds.clear,
+        },
+        baseline => baseline,
         severity => alert.severity.as_str(),
         alertname => &rule.name,
         indicator => &rule.indicator,
@@ -403,6 +546,9 @@ mod tests {
             op: Op::Lt,
             warning: Some(0.9),
             critical: Some(0.75),
+            clear: None,
+            overrides: Vec::new(),
+            baseline: None,
             for_: Duration::from_secs(60 * for_min),
             keep_firing_for: Duration::from_secs(60 * keep_min),
             reason_code: "supplier_late_deliveries".to_string(),
@@ -756,6 +902,161 @@ mod tests {
         assert_eq!(
             a.annotations["description"],
             "7 open lines are late; active since 1970-01-01T00:00:00Z."
+        );
+    }
+
+    /// A rule set parsed from YAML, as users write it.
+    fn parsed(yaml: &str) -> RuleSet {
+        crate::rules::parse_str(std::path::Path::new("t.yaml"), yaml).unwrap()
+    }
+
+    const HYSTERESIS: &str = "groups:\n- name: g\n  rules:\n  - alert: Late\n    indicator: supplier_delivery\n    value: on_time_ratio\n    op: '<'\n    warning: 0.85\n    critical: 0.7\n    clear: 0.9\n    reason_code: late\n    annotations: {summary: 'clear at {{ thresholds.clear }}'}\n";
+
+    #[test]
+    fn clear_threshold_keeps_a_firing_alert_until_the_value_is_back_beyond_it() {
+        let mut e = AlertEngine::new(&parsed(HYSTERESIS));
+        eval(&mut e, Some(0.6), 0);
+        assert_eq!(only(&e), Some((AlertState::Firing, Severity::Critical)));
+        // Between warning and clear: still firing, de-escalated to warning.
+        eval(&mut e, Some(0.87), MIN);
+        assert_eq!(only(&e), Some((AlertState::Firing, Severity::Warning)));
+        let alert = &e.alerts()[0];
+        assert_eq!((alert.value, alert.threshold), (0.87, 0.85));
+        assert_eq!(alert.annotations["summary"], "clear at 0.9");
+        eval(&mut e, Some(0.89), 2 * MIN);
+        assert_eq!(only(&e), Some((AlertState::Firing, Severity::Warning)));
+        // Back beyond clear: resolved.
+        eval(&mut e, Some(0.9), 3 * MIN);
+        assert_eq!(only(&e), Some((AlertState::Resolved, Severity::Warning)));
+        // The band alone never starts an alert.
+        eval(&mut e, Some(0.87), 20 * MIN);
+        assert_eq!(only(&e), None);
+    }
+
+    const OVERRIDES: &str = "groups:\n- name: g\n  rules:\n  - alert: Late\n    indicator: supplier_delivery\n    value: on_time_ratio\n    op: '<'\n    warning: 0.85\n    critical: 0.7\n    reason_code: late\n    overrides:\n    - match: {supplier: [S-STRATEGIC, S-KEY]}\n      warning: 0.95\n      critical: 0.9\n    - match_re: {supplier: 'T2-.*'}\n      warning: 0.75\n    annotations: {summary: '{{ labels.supplier }} {{ threshold }}'}\n";
+
+    #[test]
+    fn overrides_pick_thresholds_by_labels_first_match_wins() {
+        let mut e = AlertEngine::new(&parsed(OVERRIDES));
+        let samples = [
+            sample("S-STRATEGIC", Some(0.92)),
+            sample("S-KEY", Some(0.89)),
+            sample("T2-001", Some(0.8)),
+            sample("T2-002", Some(0.72)),
+            sample("S-OTHER", Some(0.8)),
+            sample("XT2-003", Some(0.8)),
+        ];
+        e.evaluate("Late", &samples, 0).unwrap();
+        let got: Vec<(String, Severity, f64)> = e
+            .alerts()
+            .into_iter()
+            .map(|a| (a.labels["supplier"].clone(), a.severity, a.threshold))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("S-KEY".to_string(), Severity::Critical, 0.9),
+                ("S-OTHER".to_string(), Severity::Warning, 0.85),
+                ("S-STRATEGIC".to_string(), Severity::Warning, 0.95),
+                // T2-001 at 0.8 is above its 0.75 warning; T2-002 inherits critical 0.7.
+                ("T2-002".to_string(), Severity::Warning, 0.75),
+                // The regex is anchored: XT2-003 gets the defaults.
+                ("XT2-003".to_string(), Severity::Warning, 0.85),
+            ]
+        );
+    }
+
+    fn baseline_rule(method: &str, extra: &str) -> RuleSet {
+        parsed(&format!(
+            "groups:\n- name: g\n  rules:\n  - alert: Late\n    indicator: supplier_delivery\n    value: mean_delay_days\n    op: '>='\n    warning: {}\n    critical: {}\n    reason_code: late\n    baseline: {{method: {method}, window: 10h, every: 1h, min_samples: 4{extra}}}\n    annotations: {{summary: '{{{{ baseline.raw }}}} vs {{{{ baseline.mean }}}} over {{{{ baseline.samples }}}}'}}\n",
+            if method == "zscore" { "2" } else { "90" },
+            if method == "zscore" { "3" } else { "99" },
+        ))
+    }
+
+    const HOUR: i64 = 60 * MIN;
+
+    #[test]
+    fn zscore_baseline_scores_against_the_entitys_own_history() {
+        let mut e = AlertEngine::new(&baseline_rule("zscore", ""));
+        // History 1, 2, 3, 2: mean 2, sample sd sqrt(2/3).
+        for (i, v) in [1.0, 2.0, 3.0, 2.0].into_iter().enumerate() {
+            eval(&mut e, Some(v), i as i64 * HOUR);
+            assert_eq!(only(&e), None, "too few samples yet, or within range");
+        }
+        // Sub-hour evaluations score but do not record.
+        eval(&mut e, Some(2.5), 4 * HOUR - MIN);
+        assert_eq!(only(&e), None);
+        let sd = (2.0f64 / 3.0).sqrt();
+        eval(&mut e, Some(2.0 + 2.5 * sd), 4 * HOUR);
+        let a = &e.alerts()[0];
+        assert_eq!(
+            (a.state, a.severity),
+            (AlertState::Firing, Severity::Warning)
+        );
+        assert!((a.value - 2.5).abs() < 1e-9, "z = {}", a.value);
+        assert_eq!(
+            a.annotations["summary"],
+            format!("{} vs 2.0 over 4", 2.0 + 2.5 * sd)
+        );
+        // An entity of its own: S2 has no history, so no score.
+        e.evaluate("Late", &[sample("S2", Some(100.0))], 5 * HOUR)
+            .unwrap();
+        assert!(e.alerts().iter().all(|a| a.labels["supplier"] == "S1"));
+    }
+
+    #[test]
+    fn flat_history_gives_no_zscore_unless_a_floor_is_set() {
+        let mut e = AlertEngine::new(&baseline_rule("zscore", ""));
+        for i in 0..5 {
+            eval(&mut e, Some(1.0), i * HOUR);
+        }
+        eval(&mut e, Some(5.0), 5 * HOUR);
+        assert_eq!(only(&e), None);
+        let mut e = AlertEngine::new(&baseline_rule("zscore", ", min_stddev: 0.5"));
+        for i in 0..5 {
+            eval(&mut e, Some(1.0), i * HOUR);
+        }
+        eval(&mut e, Some(5.0), 5 * HOUR);
+        assert_eq!(e.alerts()[0].value, 8.0);
+    }
+
+    #[test]
+    fn percentile_baseline_and_window() {
+        let mut e = AlertEngine::new(&baseline_rule("percentile", ""));
+        for i in 0..10 {
+            eval(&mut e, Some(i as f64), i * HOUR);
+        }
+        // At 10h the window [0h, 10h] holds 0..=9: 9.5 is above all of them.
+        eval(&mut e, Some(9.5), 10 * HOUR);
+        let a = &e.alerts()[0];
+        assert_eq!((a.severity, a.value), (Severity::Critical, 100.0));
+        // At 11h the 0 of 0h has left the window: 1..=9 and 9.5; 9 of those 10 are <= 9.2.
+        eval(&mut e, Some(9.2), 11 * HOUR);
+        let a = &e.alerts()[0];
+        assert_eq!((a.severity, a.value), (Severity::Warning, 90.0));
+    }
+
+    #[test]
+    fn baseline_history_survives_a_reload_of_an_unchanged_rule_only() {
+        let rules = baseline_rule("zscore", "");
+        let mut e = AlertEngine::new(&rules);
+        for (i, v) in [1.0, 2.0, 3.0, 2.0].into_iter().enumerate() {
+            eval(&mut e, Some(v), i as i64 * HOUR);
+        }
+        e.set_rules(&rules);
+        eval(&mut e, Some(10.0), 4 * HOUR);
+        assert_eq!(only(&e).map(|(s, _)| s), Some(AlertState::Firing));
+        let mut e = AlertEngine::new(&rules);
+        for (i, v) in [1.0, 2.0, 3.0, 2.0].into_iter().enumerate() {
+            eval(&mut e, Some(v), i as i64 * HOUR);
+        }
+        e.set_rules(&baseline_rule("zscore", ", min_stddev: 0.1"));
+        eval(&mut e, Some(10.0), 4 * HOUR);
+        assert_eq!(
+            only(&e),
+            None,
+            "history restarted with the changed baseline"
         );
     }
 }

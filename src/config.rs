@@ -3,6 +3,11 @@
 //! In: the text of `chainwatch.toml` (optional; every key has a default) and command-line
 //! overrides. Out: [`Config`], or every problem found, each naming its key.
 //! Durations are strings (`"100ms"`, `"5s"`, `"90d"`); sizes carry their unit in the key.
+//!
+//! Secrets never sit in the file itself: `[http] admin_token_file` / `read_token_file` name
+//! files holding the bearer tokens (relative paths are relative to the config file), and the
+//! environment variables `CHAINWATCH_ADMIN_TOKEN` / `CHAINWATCH_READ_TOKEN` override them. A
+//! [`Token`] prints as `<redacted>`, so a logged `Config` does not leak it.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -179,6 +184,9 @@ impl Default for RawState {
 struct RawEvaluation {
     interval: String,
     rules: PathBuf,
+    watch_rules: bool,
+    query_timeout: String,
+    query_memory_bytes: usize,
 }
 
 impl Default for RawEvaluation {
@@ -186,6 +194,9 @@ impl Default for RawEvaluation {
         RawEvaluation {
             interval: "5s".into(),
             rules: PathBuf::from("rules"),
+            watch_rules: true,
+            query_timeout: "10s".into(),
+            query_memory_bytes: 1 << 30,
         }
     }
 }
@@ -194,12 +205,20 @@ impl Default for RawEvaluation {
 #[serde(deny_unknown_fields, default)]
 struct RawHttp {
     listen: String,
+    admin_token_file: Option<PathBuf>,
+    read_token_file: Option<PathBuf>,
+    max_request_bytes: usize,
+    request_timeout: String,
 }
 
 impl Default for RawHttp {
     fn default() -> Self {
         RawHttp {
             listen: "127.0.0.1:9750".into(),
+            admin_token_file: None,
+            read_token_file: None,
+            max_request_bytes: 64 * 1024,
+            request_timeout: "30s".into(),
         }
     }
 }
@@ -268,11 +287,57 @@ pub struct EvaluationConfig {
     pub interval: Duration,
     /// Directory of rule files; indicator SQL lives in its `indicators/` subdirectory.
     pub rules: PathBuf,
+    /// Reload the rules when their files change (SIGHUP and `POST /-/reload` work regardless).
+    pub watch_rules: bool,
+    /// Time and memory limits of each indicator query (the sandbox).
+    pub limits: crate::indicators::Limits,
 }
 
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     pub listen: SocketAddr,
+    /// Bearer token for admin endpoints (`POST /-/reload`); `None` disables them.
+    pub admin_token: Option<Token>,
+    /// Bearer token for `/metrics` and `/api/*`; `None` leaves them open. The admin token is
+    /// accepted there too.
+    pub read_token: Option<Token>,
+    /// Larger request bodies are refused (413) before the handler runs.
+    pub max_request_bytes: usize,
+    /// A request not answered within this is cut off (408).
+    pub request_timeout: Duration,
+}
+
+/// A bearer token. `Debug` does not print it; compare with [`Token::matches`] only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+impl Token {
+    /// A token from its text, trimmed; `None` when blank (a blank token would match anything
+    /// sent as `Bearer `).
+    pub fn new(text: &str) -> Option<Token> {
+        let t = text.trim();
+        (!t.is_empty()).then(|| Token(t.to_string()))
+    }
+
+    /// True when `presented` is the token. The time taken depends on the lengths only, not on
+    /// where the first differing byte is, so the token cannot be guessed byte by byte.
+    pub fn matches(&self, presented: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), presented.as_bytes());
+        let mut diff = u8::from(a.len() != b.len());
+        for i in 0..a.len().max(b.len()) {
+            let x = a.get(i).copied().unwrap_or(0);
+            let y = b.get(i).copied().unwrap_or(0);
+            diff |= x ^ y;
+        }
+        // Keep the optimiser from turning the loop into an early exit.
+        std::hint::black_box(diff) == 0
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -309,8 +374,18 @@ impl Config {
         Config::parse(path, &text)
     }
 
-    /// Parse and validate; `path` is used in messages only.
+    /// Parse and validate; `path` names the file in messages and anchors relative token
+    /// files. Token environment variables are read from the process environment.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        Config::parse_with_env(path, text, &|key| std::env::var(key).ok())
+    }
+
+    /// [`Config::parse`] with the environment given as a lookup function (for tests).
+    pub fn parse_with_env(
+        path: &Path,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigErrors> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             ConfigErrors(vec![ConfigError::Parse {
                 path: path.to_path_buf(),
@@ -340,7 +415,9 @@ impl Config {
         let window = duration("state.window", &raw.state.window);
         let dedup = duration("state.dedup_retention", &raw.state.dedup_retention);
         let interval = duration("evaluation.interval", &raw.evaluation.interval);
+        let query_timeout = duration("evaluation.query_timeout", &raw.evaluation.query_timeout);
         let history = duration("simulator.history", &raw.simulator.history);
+        let request_timeout = duration("http.request_timeout", &raw.http.request_timeout);
         let mut invalid = |key: &str, message: String| {
             errors.push(ConfigError::Invalid {
                 path: path.to_path_buf(),
@@ -356,6 +433,15 @@ impl Config {
         }
         if interval < Duration::from_millis(10) {
             invalid("evaluation.interval", "must be at least 10ms".into());
+        }
+        if query_timeout < Duration::from_millis(10) {
+            invalid("evaluation.query_timeout", "must be at least 10ms".into());
+        }
+        if raw.evaluation.query_memory_bytes < 1 << 20 {
+            invalid(
+                "evaluation.query_memory_bytes",
+                "must be at least 1048576 (1 MiB)".into(),
+            );
         }
         if window < Duration::from_secs(86_400) {
             invalid(
@@ -416,6 +502,46 @@ impl Config {
                 None
             }
         };
+        if request_timeout < Duration::from_millis(100) {
+            invalid("http.request_timeout", "must be at least 100ms".into());
+        }
+        if raw.http.max_request_bytes < 1024 {
+            invalid("http.max_request_bytes", "must be at least 1024".into());
+        }
+        let mut token = |key: &str, file: Option<&Path>, var: &str| -> Option<Token> {
+            // A blank variable counts as unset (`VAR=` in a compose file): the file, or none.
+            if let Some(t) = env(var).as_deref().and_then(Token::new) {
+                return Some(t);
+            }
+            let file = file?;
+            let file = match path.parent() {
+                Some(dir) if file.is_relative() => dir.join(file),
+                _ => file.to_path_buf(),
+            };
+            match std::fs::read_to_string(&file) {
+                Ok(text) => {
+                    let t = Token::new(&text);
+                    if t.is_none() {
+                        invalid(key, format!("{}: the file is empty", file.display()));
+                    }
+                    t
+                }
+                Err(e) => {
+                    invalid(key, format!("{}: {e}", file.display()));
+                    None
+                }
+            }
+        };
+        let admin_token = token(
+            "http.admin_token_file",
+            raw.http.admin_token_file.as_deref(),
+            "CHAINWATCH_ADMIN_TOKEN",
+        );
+        let read_token = token(
+            "http.read_token_file",
+            raw.http.read_token_file.as_deref(),
+            "CHAINWATCH_READ_TOKEN",
+        );
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -443,9 +569,18 @@ impl Config {
             evaluation: EvaluationConfig {
                 interval,
                 rules: raw.evaluation.rules,
+                watch_rules: raw.evaluation.watch_rules,
+                limits: crate::indicators::Limits {
+                    time: query_timeout,
+                    memory_bytes: raw.evaluation.query_memory_bytes,
+                },
             },
             http: HttpConfig {
                 listen: listen.expect("checked above"),
+                admin_token,
+                read_token,
+                max_request_bytes: raw.http.max_request_bytes,
+                request_timeout,
             },
             simulator: SimulatorConfig {
                 seed: raw.simulator.seed,
@@ -519,6 +654,74 @@ dead_letter_topic = "chainwatch.erp"
                 "kafka.options.\"group.id\"",
                 "http.listen"
             ]
+        );
+    }
+
+    #[test]
+    fn tokens_come_from_files_or_the_environment_and_never_print() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("admin.token"), "s3cret-admin\n").unwrap();
+        std::fs::write(dir.path().join("empty.token"), "  \n").unwrap();
+        let cfg_path = dir.path().join("c.toml");
+        let no_env = |_: &str| None;
+        let text = "[http]\nadmin_token_file = \"admin.token\"\n";
+        let c = Config::parse_with_env(&cfg_path, text, &no_env).unwrap();
+        let admin = c.http.admin_token.clone().unwrap();
+        assert!(
+            admin.matches("s3cret-admin"),
+            "relative to the config file, trimmed"
+        );
+        assert!(!admin.matches("s3cret-admi"));
+        assert!(!admin.matches("s3cret-admin2"));
+        assert!(!admin.matches(""));
+        assert!(c.http.read_token.is_none());
+        assert!(!format!("{c:?}").contains("s3cret"), "Debug redacts tokens");
+
+        let env = |k: &str| (k == "CHAINWATCH_READ_TOKEN").then(|| "from-env".to_string());
+        let c = Config::parse_with_env(&cfg_path, text, &env).unwrap();
+        assert!(c.http.read_token.unwrap().matches("from-env"));
+        let env = |k: &str| (k == "CHAINWATCH_ADMIN_TOKEN").then(|| "override".to_string());
+        let c = Config::parse_with_env(&cfg_path, text, &env).unwrap();
+        assert!(c.http.admin_token.unwrap().matches("override"), "env wins");
+        let blank = |_: &str| Some(String::new());
+        let c = Config::parse_with_env(&cfg_path, "", &blank).unwrap();
+        assert!(c.http.admin_token.is_none(), "blank variable = unset");
+
+        let text = "[http]\nadmin_token_file = \"empty.token\"\nread_token_file = \"missing\"\n";
+        let e = Config::parse_with_env(&cfg_path, text, &no_env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("http.admin_token_file: ") && e.contains("the file is empty"),
+            "{e}"
+        );
+        assert!(
+            e.contains("http.read_token_file: ") && e.contains("missing"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn http_limits_and_watch_have_defaults_and_bounds() {
+        let c = Config::parse_with_env(Path::new("c.toml"), "", &|_| None).unwrap();
+        assert!(
+            c.http.admin_token.is_none(),
+            "admin endpoints are off by default"
+        );
+        assert_eq!(c.http.max_request_bytes, 65_536);
+        assert_eq!(c.http.request_timeout, Duration::from_secs(30));
+        assert!(c.evaluation.watch_rules);
+        let text = "[http]\nmax_request_bytes = 10\nrequest_timeout = \"1ms\"\n[evaluation]\nwatch_rules = false\n";
+        let e = Config::parse_with_env(Path::new("c.toml"), text, &|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("http.request_timeout: must be at least 100ms"),
+            "{e}"
+        );
+        assert!(
+            e.contains("http.max_request_bytes: must be at least 1024"),
+            "{e}"
         );
     }
 

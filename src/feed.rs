@@ -34,8 +34,19 @@ pub enum DemoError {
 /// topics (like a backfill, produced before the consumer starts), then the pipeline, with
 /// simulated time running live at `simulator.speed` until shutdown.
 pub async fn start_demo(
-    config: Config,
+    mut config: Config,
 ) -> Result<(Running, tokio::task::JoinHandle<Result<usize, FeedError>>), DemoError> {
+    // Simulated time runs `speed` times faster than the wall clock, so the allowed lateness
+    // must cover the wall-clock skew between partitions (a busy machine easily lags a few
+    // seconds): at least 30 s of wall time, i.e. 30 h of event time at 3600x.
+    let skew = Duration::from_secs_f64((config.simulator.speed * 30.0).clamp(0.0, 1e9));
+    if config.allowed_lateness < skew {
+        tracing::info!(
+            allowed_lateness = ?skew,
+            "Demo: allowed lateness raised to 30 s of wall time at the simulation speed."
+        );
+        config.allowed_lateness = skew;
+    }
     let cluster = pipeline::start_embedded(&config)?;
     let brokers = cluster.bootstrap_servers();
     let feeder = Feeder {

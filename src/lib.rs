@@ -11,9 +11,13 @@
 //! - [`alerts`]: the alert state machine (pending -> firing -> resolved) keyed by label set.
 //! - [`export`]: metrics and the HTTP API.
 //! - [`pipeline`]: wires the stages together with bounded channels.
+//! - [`reload`]: hot reload of the rules (file change, SIGHUP, `POST /-/reload`).
 //! - [`sim`] and [`feed`]: the simulated supply network and its Kafka producer.
+//! - [`backtest`]: replay of recorded events through the rules, scored against real breaches.
+//! - [`ruletest`]: rule unit tests (`chainwatch rules test`), on the same replay.
 
 pub mod alerts;
+pub mod backtest;
 pub mod config;
 pub mod events;
 pub mod export;
@@ -21,6 +25,8 @@ pub mod feed;
 pub mod indicators;
 pub mod ingest;
 pub mod pipeline;
+pub mod reload;
 pub mod rules;
+pub mod ruletest;
 pub mod sim;
 pub mod state;

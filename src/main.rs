@@ -1,4 +1,5 @@
-//! The `chainwatch` command line: run the service, feed a broker from the simulator, check rules.
+//! The `chainwatch` command line: run the service, feed a broker from the simulator (or write its
+//! history to a file), check and unit-test rules, backtest rules on recorded history.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +38,9 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Replay recorded events through the rules in event time and score the alerts against the
+    /// late deliveries and stock-outs in the data.
+    Backtest(BacktestArgs),
 }
 
 #[derive(Subcommand)]
@@ -47,6 +51,54 @@ enum RulesCommand {
         #[arg(default_value = "rules")]
         dir: PathBuf,
     },
+    /// Run rule unit tests (promtool-style YAML); exit 1 when one fails.
+    Test {
+        /// Test files, e.g. rules/tests/*.test.yaml.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Table,
+    Json,
+    Html,
+}
+
+#[derive(Args)]
+struct BacktestArgs {
+    /// Recorded events: JSON lines of canonical events (`chainwatch simulate --out` writes one).
+    #[arg(long, conflicts_with = "topic", required_unless_present = "topic")]
+    events: Option<PathBuf>,
+    /// Read events from these topics instead, from their beginning to their current end
+    /// (no consumer group is joined, nothing is committed).
+    #[arg(long)]
+    topic: Vec<String>,
+    /// Kafka bootstrap servers for --topic.
+    #[arg(long, env = "CHAINWATCH_BROKERS")]
+    brokers: Option<String>,
+    /// Configuration file: its [kafka.options] are used for --topic.
+    #[arg(long, short, env = "CHAINWATCH_CONFIG")]
+    config: Option<PathBuf>,
+    /// Rules directory (holding *.yaml and indicators/*.sql).
+    #[arg(long, default_value = "rules")]
+    rules: PathBuf,
+    /// Evaluation step in event time.
+    #[arg(long, default_value = "1h")]
+    step: String,
+    /// How far ahead an alert may predict a breach (and back a breach may be warned of).
+    #[arg(long, default_value = "14d")]
+    horizon: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Write the report to this file instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Threads running indicator SQL (the result does not depend on it); default: one per CPU.
+    #[arg(long)]
+    jobs: Option<usize>,
 }
 
 #[derive(Args, Clone, Default)]
@@ -68,8 +120,12 @@ struct RunArgs {
 #[derive(Args)]
 struct SimulateArgs {
     /// Kafka bootstrap servers.
-    #[arg(long, env = "CHAINWATCH_BROKERS")]
-    brokers: String,
+    #[arg(long, env = "CHAINWATCH_BROKERS", required_unless_present = "out")]
+    brokers: Option<String>,
+    /// Write the history as JSON lines to this file instead of producing it (for
+    /// `chainwatch backtest --events`); takes precedence over --brokers.
+    #[arg(long, conflicts_with = "live")]
+    out: Option<PathBuf>,
     /// Configuration file (topics and Kafka options are taken from it).
     #[arg(long, short, env = "CHAINWATCH_CONFIG")]
     config: Option<PathBuf>,
@@ -120,6 +176,10 @@ fn main() -> ExitCode {
             Some(Command::Rules {
                 command: RulesCommand::Check { dir },
             }) => check(dir).await,
+            Some(Command::Rules {
+                command: RulesCommand::Test { files },
+            }) => rules_test(files).await,
+            Some(Command::Backtest(args)) => backtest(args).await,
         }
     });
     match result {
@@ -198,16 +258,6 @@ async fn wait_for_signal() {
 }
 
 async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
-    let mut config = load_config(args.config.as_ref())?;
-    config.kafka.brokers = Some(args.brokers.clone());
-    kafka::ensure_topics(&config.kafka, &args.brokers).await?;
-    let producer = kafka::producer_config(&config.kafka, &args.brokers)
-        .create()
-        .context("producer")?;
-    let feeder = Feeder {
-        producer,
-        topics: config.kafka.topics.clone(),
-    };
     let mut sc = SimConfig {
         seed: args.seed,
         malformed_every: args.malformed_every,
@@ -217,8 +267,26 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     if let Some(s) = args.start {
         sc.start = s;
     }
+    sc.validate()?;
     let mut sim = Simulator::new(sc);
     let until = sim.now() + chrono::Duration::days(i64::from(args.days));
+    if let Some(path) = args.out {
+        let n = write_history(&mut sim, until, &path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {n} events up to {until} to {}", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let brokers = args.brokers.context("--brokers or --out")?;
+    let mut config = load_config(args.config.as_ref())?;
+    config.kafka.brokers = Some(brokers.clone());
+    kafka::ensure_topics(&config.kafka, &brokers).await?;
+    let producer = kafka::producer_config(&config.kafka, &brokers)
+        .create()
+        .context("producer")?;
+    let feeder = Feeder {
+        producer,
+        topics: config.kafka.topics.clone(),
+    };
     let n = feeder.history(&mut sim, until).await?;
     println!("produced {n} events up to {until}");
     if args.live {
@@ -248,4 +316,178 @@ async fn check(dir: PathBuf) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
+}
+
+/// Writes the simulator's events up to `until` as JSON lines, a simulated day at a time.
+fn write_history(
+    sim: &mut Simulator,
+    until: DateTime<Utc>,
+    path: &std::path::Path,
+) -> std::io::Result<usize> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut n = 0;
+    while sim.now() < until {
+        let step = (sim.now() + chrono::Duration::days(1)).min(until);
+        for e in sim.run_until(step) {
+            out.write_all(&e.payload)?;
+            out.write_all(b"\n")?;
+            n += 1;
+        }
+    }
+    out.flush()?;
+    Ok(n)
+}
+
+async fn rules_test(files: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
+    let mut ok = true;
+    for f in &files {
+        let report = chainwatch::ruletest::run_file(f).await;
+        ok &= report.passed();
+        print!("{report}");
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn backtest(args: BacktestArgs) -> anyhow::Result<ExitCode> {
+    use chainwatch::backtest::{replay, report, score, source};
+    let step = parse_ms("--step", &args.step)?;
+    let horizon = parse_ms("--horizon", &args.horizon)?;
+    let book = match pipeline::load_rulebook(&args.rules).await {
+        Ok(b) => b,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let started = std::time::Instant::now();
+    let (log, source_name) = match (&args.events, args.topic.is_empty()) {
+        (Some(path), _) => (
+            source::EventLog::read_jsonl(path)?,
+            path.display().to_string(),
+        ),
+        (None, false) => {
+            let brokers = args
+                .brokers
+                .clone()
+                .context("--topic needs --brokers (or CHAINWATCH_BROKERS)")?;
+            let config = load_config(args.config.as_ref())?;
+            let src = source::TopicSource {
+                brokers: brokers.clone(),
+                topics: args.topic.clone(),
+                options: config.kafka.options.into_iter().collect(),
+                idle_timeout: std::time::Duration::from_secs(30),
+            };
+            let log = tokio::task::spawn_blocking(move || source::read_topics(&src)).await??;
+            (log, format!("{} on {brokers}", args.topic.join(",")))
+        }
+        (None, true) => anyhow::bail!("give --events FILE or --topic T"),
+    };
+    let read_s = started.elapsed().as_secs_f64();
+    let Some(schedule) = replay::Schedule::covering(log.times(), step) else {
+        anyhow::bail!(
+            "{source_name}: no valid event in {} records{}",
+            log.records,
+            log.rejects
+                .first()
+                .map(|r| format!(" (first rejected: {}: {})", r.at, r.detail))
+                .unwrap_or_default()
+        );
+    };
+    let jobs = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let mut workers = Vec::new();
+    for _ in 0..jobs.max(1) {
+        let indicators =
+            chainwatch::indicators::Indicators::load_dir(&args.rules.join("indicators"))
+                .await
+                .map_err(|errors| {
+                    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                    anyhow::anyhow!("indicators:\n{}", lines.join("\n"))
+                })?;
+        workers.push(indicators);
+    }
+    let bar = progress_bar(schedule.len());
+    let outcome = tokio::task::block_in_place(|| {
+        replay::run_parallel(
+            &book,
+            &log,
+            schedule,
+            chainwatch::state::Retention::default(),
+            workers,
+            &mut |done, _| bar.set_position(done),
+        )
+    })?;
+    bar.finish_and_clear();
+    let replay_s = started.elapsed().as_secs_f64() - read_s;
+    let scores = score::score(&outcome, &book, horizon);
+    let meta = report::Meta {
+        source: source_name,
+        rules_dir: args.rules.display().to_string(),
+        records: log.records,
+        events: log.len(),
+        rejects: log
+            .rejects
+            .iter()
+            .map(|r| format!("{}: {}: {}", r.at, r.reason.as_str(), r.detail))
+            .collect(),
+        step: args.step.clone(),
+        horizon: args.horizon.clone(),
+        static_labels: book
+            .rules
+            .rules()
+            .map(|r| (r.name.clone(), r.labels.keys().cloned().collect()))
+            .collect(),
+    };
+    let evaluations = outcome.evaluations;
+    let report = report::Report::new(meta, outcome, scores);
+    let text = match args.format {
+        Format::Table => report.table(),
+        Format::Json => report.json(),
+        Format::Html => report.html(),
+    };
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => print!("{text}"),
+    }
+    // Wall-clock figures go to stderr: the report itself depends only on its inputs.
+    eprintln!(
+        "chainwatch backtest: {} events read in {read_s:.1}s, {evaluations} evaluations replayed in {replay_s:.1}s",
+        log.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_ms(flag: &str, text: &str) -> anyhow::Result<i64> {
+    let d = chainwatch::config::parse_duration(text).map_err(|e| anyhow::anyhow!("{flag}: {e}"))?;
+    let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    anyhow::ensure!(ms > 0, "{flag} must be positive");
+    // Keeps event-time arithmetic (ms since 1970, dates up to 2100) far from overflow.
+    anyhow::ensure!(
+        ms <= 100 * 366 * 86_400_000,
+        "{flag} must be at most 100 years"
+    );
+    Ok(ms)
+}
+
+/// A progress bar on stderr, hidden when stderr is not a terminal.
+fn progress_bar(len: u64) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "replaying {bar:40} {pos}/{len} evaluations, {elapsed} (eta {eta})",
+    ) {
+        bar.set_style(style);
+    }
+    bar
 }

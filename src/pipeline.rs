@@ -8,10 +8,13 @@
 //!                                                     | every evaluation.interval: snapshot
 //!                                                     v
 //!            /metrics, /api <-- Shared <-- evaluator (indicator SQL, alert rules)
+//!                                                     ^ new RuleBook (only a fully valid one)
+//!        file change, SIGHUP, POST /-/reload --> reload task (load_rulebook)
 //! ```
 //! Channels are bounded, so a slow stage slows the consumer instead of growing memory. The
 //! evaluator gets at most one pending snapshot: if it is still busy, the tick is skipped and
-//! counted.
+//! counted. A reloaded rule book is swapped in between two evaluations (see `crate::reload`);
+//! the evaluator then re-evaluates the last snapshot, so new rules show without new data.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -29,9 +32,10 @@ use tokio::time::MissedTickBehavior;
 use crate::alerts::{AlertEngine, AlertState, Sample};
 use crate::config::Config;
 use crate::export::metrics::{alert_families, indicator_families, Metrics};
-use crate::export::{http, Evaluation, PartitionStatus, Shared};
-use crate::indicators::{IndicatorResult, Indicators};
+use crate::export::{http, Evaluation, PartitionStatus, RulesView, Shared};
+use crate::indicators::{IndicatorResult, Indicators, Limits};
 use crate::ingest::{kafka, store_offsets, Batch, Ingest, Watermark};
+use crate::reload::{self, Fingerprint, NewBook, ReloadOutcome, ReloadTask, Reloader, Trigger};
 use crate::rules::RuleSet;
 use crate::state::{State, Tables};
 
@@ -61,24 +65,96 @@ pub struct RuleBook {
     pub rules: RuleSet,
 }
 
-/// Load `dir/indicators/*.sql` and `dir/*.yaml`; plan every SQL and check every rule.
-pub async fn load_rulebook(dir: &Path) -> Result<RuleBook, String> {
-    let indicators = Indicators::load_dir(&dir.join("indicators")).await;
+/// Every problem of a rules directory; `Display` writes one per line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", errors.join("\n"))]
+pub struct RuleBookErrors {
+    /// One entry per problem: `file:line:col: ...` for rules, `file: ...` for indicator SQL.
+    pub errors: Vec<String>,
+}
+
+/// Load `dir/indicators/*.sql` and `dir/*.yaml` with the default query limits; see
+/// [`load_rulebook_with`].
+pub async fn load_rulebook(dir: &Path) -> Result<RuleBook, RuleBookErrors> {
+    load_rulebook_with(dir, Limits::default()).await
+}
+
+/// Load `dir/indicators/*.sql` and `dir/*.yaml`; plan every SQL (under `limits`) and check
+/// every rule.
+pub async fn load_rulebook_with(dir: &Path, limits: Limits) -> Result<RuleBook, RuleBookErrors> {
+    let indicators = Indicators::load_dir_with(&dir.join("indicators"), limits).await;
     let rules = crate::rules::load_dir(dir);
-    let mut problems = Vec::new();
-    if let Err(errors) = &indicators {
-        problems.extend(errors.iter().map(|e| e.to_string()));
+    let mut errors = Vec::new();
+    if let Err(e) = &indicators {
+        errors.extend(e.iter().map(|e| e.to_string()));
     }
-    if let Err(errors) = &rules {
-        problems.push(errors.to_string());
+    if let Err(e) = &rules {
+        errors.extend(e.errors.iter().map(|e| e.to_string()));
     }
     let (Ok(indicators), Ok(rules)) = (indicators, rules) else {
-        return Err(problems.join("\n"));
+        return Err(RuleBookErrors { errors });
     };
-    if let Err(errors) = crate::rules::check_against(&rules, &indicators.schemas()) {
-        return Err(errors.to_string());
+    if let Err(e) = crate::rules::check_against(&rules, &indicators.schemas()) {
+        return Err(RuleBookErrors {
+            errors: e.errors.iter().map(|e| e.to_string()).collect(),
+        });
     }
     Ok(RuleBook { indicators, rules })
+}
+
+/// Publish the rule book the evaluator runs with the load that produced it: `/api/rules`,
+/// `/api/status` and the `chainwatch_rules_*` / `*_loaded` metrics.
+fn publish_rules(shared: &Shared, book: &RuleBook, outcome: Arc<ReloadOutcome>) {
+    let m = &shared.metrics;
+    m.rules_loaded.set(book.rules.rules().count() as i64);
+    m.indicators_loaded.set(book.indicators.defs().len() as i64);
+    for def in book.indicators.defs() {
+        // A bounded label set: export each at 0 so increase() works from the start.
+        m.indicator_errors.with_label_values(&[&def.name]);
+        for limit in ["time", "memory"] {
+            m.indicator_limits
+                .with_label_values(&[def.name.as_str(), limit]);
+        }
+    }
+    let is_reload = outcome.trigger != Trigger::Start;
+    if is_reload {
+        reload::count(m, &outcome);
+    } else {
+        m.reload_success_time.set(outcome.at_ms as f64 / 1000.0);
+    }
+    let indicators = book.indicators.defs().iter().map(|d| d.name.clone());
+    shared.update_rules(|v| RulesView {
+        rules: Arc::new(book.rules.clone()),
+        indicators: indicators.collect(),
+        since: outcome.at_ms,
+        last_reload: outcome.clone(),
+        successes: v.successes + u64::from(is_reload),
+        failures: v.failures,
+    });
+}
+
+/// Swap a reloaded book in; the alerts of rules whose definition is unchanged keep their state.
+fn apply_book(new: NewBook, book: &mut RuleBook, engine: &mut AlertEngine, shared: &Shared) {
+    engine.set_rules(&new.book.rules);
+    for old in book.indicators.defs() {
+        let kept = new
+            .book
+            .indicators
+            .defs()
+            .iter()
+            .any(|d| d.name == old.name);
+        if !kept {
+            // Keep the label set to the indicators that exist.
+            let _ = shared
+                .metrics
+                .indicator_errors
+                .remove_label_values(&[&old.name]);
+        }
+    }
+    *book = new.book;
+    publish_rules(shared, book, new.outcome);
+    // The reload task waits for this; it may have been stopped meanwhile.
+    let _ = new.applied.send(());
 }
 
 /// A started pipeline.
@@ -88,6 +164,8 @@ pub struct Running {
     /// The bootstrap servers in use (the embedded broker's when embedded).
     pub brokers: String,
     pub shared: Arc<Shared>,
+    /// Reload the rules as SIGHUP, a file change or `POST /-/reload` would.
+    pub reloader: Reloader,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     /// Keeps the embedded broker alive for as long as the pipeline runs.
@@ -143,9 +221,19 @@ pub async fn start_on(
     config: Config,
     embedded: Option<MockCluster<'static, DefaultProducerContext>>,
 ) -> Result<Running, PipelineError> {
-    let book = load_rulebook(&config.evaluation.rules)
+    let rules_dir = config.evaluation.rules.clone();
+    // Before loading: a change made during the load is then seen by the watcher.
+    let files = {
+        let d = rules_dir.clone();
+        tokio::task::spawn_blocking(move || Fingerprint::of(&d))
+            .await
+            .unwrap_or_default()
+    };
+    let started = std::time::Instant::now();
+    let book = load_rulebook_with(&rules_dir, config.evaluation.limits)
         .await
-        .map_err(PipelineError::Rules)?;
+        .map_err(|e| PipelineError::Rules(e.to_string()))?;
+    let loaded = ReloadOutcome::loaded(Trigger::Start, &book, started.elapsed());
     let brokers = match (&embedded, &config.kafka.brokers) {
         (Some(c), _) => c.bootstrap_servers(),
         (None, Some(b)) => b.clone(),
@@ -159,16 +247,6 @@ pub async fn start_on(
         kafka::ensure_topics(&config.kafka, &brokers).await?;
     }
     let metrics = Metrics::new();
-    metrics
-        .rules_loaded
-        .set(book.rules.groups.iter().map(|g| g.rules.len() as i64).sum());
-    metrics
-        .indicators_loaded
-        .set(book.indicators.defs().len() as i64);
-    for def in book.indicators.defs() {
-        // A bounded label set: export each at 0 so increase() works from the start.
-        metrics.indicator_errors.with_label_values(&[&def.name]);
-    }
     let shared = Shared::new(
         metrics.clone(),
         if embedded.is_some() {
@@ -177,7 +255,14 @@ pub async fn start_on(
             brokers.clone()
         },
     );
+    publish_rules(&shared, &book, Arc::new(loaded));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    // Installed before the port opens, so a SIGHUP sent once the service answers is handled.
+    #[cfg(unix)]
+    let hup = reload::listen_sighup();
+    let (reloader, reload_requests) = Reloader::channel();
+    // Capacity 1: the reload task waits until the evaluator has taken the book.
+    let (book_tx, book_rx) = mpsc::channel::<NewBook>(1);
 
     let consumer: Arc<StreamConsumer> = Arc::new(
         kafka::consumer_config(&config.kafka, &brokers)
@@ -191,13 +276,17 @@ pub async fn start_on(
         .create()
         .map_err(kafka::KafkaSetupError::Client)?;
 
-    let (http_addr, http_task) =
-        http::serve(config.http.listen, shared.clone(), shutdown_rx.clone())
-            .await
-            .map_err(|source| PipelineError::Listen {
-                addr: config.http.listen,
-                source,
-            })?;
+    let (http_addr, http_task) = http::serve(
+        &config.http,
+        shared.clone(),
+        reloader.clone(),
+        shutdown_rx.clone(),
+    )
+    .await
+    .map_err(|source| PipelineError::Listen {
+        addr: config.http.listen,
+        source,
+    })?;
 
     let (batch_tx, batch_rx) = mpsc::channel::<Batch>(4);
     let (eval_tx, eval_rx) = mpsc::channel::<Tables>(1);
@@ -219,7 +308,38 @@ pub async fn start_on(
         config.evaluation.interval,
         shared.clone(),
     )));
-    tasks.push(tokio::spawn(evaluator(eval_rx, book, shared.clone())));
+    tasks.push(tokio::spawn(evaluator(
+        eval_rx,
+        book_rx,
+        book,
+        shared.clone(),
+    )));
+    tasks.push(tokio::spawn(
+        ReloadTask {
+            dir: rules_dir.clone(),
+            limits: config.evaluation.limits,
+            requests: reload_requests,
+            books: book_tx,
+            shared: shared.clone(),
+        }
+        .run(shutdown_rx.clone()),
+    ));
+    if config.evaluation.watch_rules {
+        tasks.push(tokio::spawn(reload::watch_files(
+            rules_dir,
+            files,
+            reloader.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
+    #[cfg(unix)]
+    if let Some(hup) = hup {
+        tasks.push(tokio::spawn(reload::on_sighup(
+            hup,
+            reloader.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
     tasks.push(tokio::spawn(monitor(
         consumer,
         shared.clone(),
@@ -229,6 +349,7 @@ pub async fn start_on(
         http_addr,
         brokers,
         shared,
+        reloader,
         shutdown: shutdown_tx,
         tasks,
         _embedded: embedded,
@@ -311,7 +432,7 @@ async fn state_stage(
 }
 
 /// The samples of one rule from its indicator's rows.
-fn samples_for(result: &IndicatorResult, value: &str) -> Vec<Sample> {
+pub(crate) fn samples_for(result: &IndicatorResult, value: &str) -> Vec<Sample> {
     result
         .rows
         .iter()
@@ -323,13 +444,37 @@ fn samples_for(result: &IndicatorResult, value: &str) -> Vec<Sample> {
         .collect()
 }
 
-/// Run indicators and rules on each snapshot and publish the outcome.
-async fn evaluator(mut snapshots: mpsc::Receiver<Tables>, book: RuleBook, shared: Arc<Shared>) {
+/// Run indicators and rules on each snapshot and publish the outcome. A new rule book from
+/// the reload task is swapped in between two evaluations.
+async fn evaluator(
+    mut snapshots: mpsc::Receiver<Tables>,
+    mut books: mpsc::Receiver<NewBook>,
+    mut book: RuleBook,
+    shared: Arc<Shared>,
+) {
     let m = shared.metrics.clone();
     let mut engine = AlertEngine::new(&book.rules);
     let mut number = 0u64;
     let mut firing_before: BTreeSet<String> = BTreeSet::new();
-    while let Some(tables) = snapshots.recv().await {
+    // The state stage sends no snapshot while nothing changed; keep the last one to evaluate
+    // a new book at once (cheap: the batches are shared, not copied).
+    let mut last: Option<Tables> = None;
+    loop {
+        let tables = tokio::select! {
+            biased;
+            Some(new) = books.recv() => {
+                apply_book(new, &mut book, &mut engine, &shared);
+                match &last {
+                    Some(t) => t.clone(),
+                    None => continue,
+                }
+            }
+            t = snapshots.recv() => match t {
+                Some(t) => t,
+                None => break,
+            },
+        };
+        last = Some(tables.clone());
         let timer = m.eval_duration.start_timer();
         let now = tables.watermark;
         let mut results = Vec::new();
@@ -344,6 +489,11 @@ async fn evaluator(mut snapshots: mpsc::Receiver<Tables>, book: RuleBook, shared
                 Ok(r) => results.push(r),
                 Err(e) => {
                     m.indicator_errors.with_label_values(&[&def.name]).inc();
+                    if matches!(e.kind(), "time" | "memory") {
+                        m.indicator_limits
+                            .with_label_values(&[def.name.as_str(), e.kind()])
+                            .inc();
+                    }
                     tracing::warn!(indicator = %def.name, error = %e, "Indicator failed.");
                     errors.push(e.to_string());
                 }

@@ -1,8 +1,11 @@
 //! The one integration-test binary: real broker (tansu) and the embedded default, through the
 //! real HTTP endpoints.
 
+mod backtest;
 mod embedded;
 mod pipeline;
 mod prometheus;
+mod reload;
+mod sandbox;
 mod status_page;
 mod util;

@@ -1,21 +1,96 @@
-//! The HTTP server: the status page `/`, `/metrics`, `/healthz`, `/readyz`, `/api/alerts`, `/api/status`.
+//! The HTTP server: the status page `/`, `/metrics`, `/healthz`, `/readyz`, `/api/alerts`,
+//! `/api/status`, `/api/rules`, and the admin endpoint `POST /-/reload`.
 //!
-//! In: [`Shared`]. Out: HTTP responses; the server stops when shutdown is signalled.
+//! In: [`Shared`], a [`Reloader`] and the [`HttpConfig`] (tokens, limits). Out: HTTP
+//! responses; the server stops when shutdown is signalled.
+//!
+//! Access: `/`, `/healthz` and `/readyz` are always open (probes, the page itself). With a
+//! read token, `/metrics` and `/api/*` need `Authorization: Bearer <read or admin token>`.
+//! Admin endpoints need the admin token, and are disabled (403) when none is configured: a
+//! fresh install cannot be reloaded by whoever reaches the port. A wrong or missing token is
+//! 401. Every request body is limited to `max_request_bytes` (413) and every request to
+//! `request_timeout` (408).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::extract::{FromRef, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::sync::watch;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 
 use super::Shared;
 use crate::alerts::{Alert, AlertState};
+use crate::config::{HttpConfig, Token};
+use crate::reload::{ReloadOutcome, Reloader, Trigger};
+use crate::rules::{AlertRule, RuleGroup};
+
+/// What the handlers share: the pipeline's view, the reload handle and the tokens.
+#[derive(Clone)]
+struct App {
+    shared: Arc<Shared>,
+    reloader: Reloader,
+    admin: Option<Token>,
+    read: Option<Token>,
+}
+
+impl FromRef<App> for Arc<Shared> {
+    fn from_ref(app: &App) -> Self {
+        app.shared.clone()
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (scheme case-insensitive).
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer realm=\"chainwatch\"")],
+        "missing or wrong bearer token\n",
+    )
+        .into_response()
+}
+
+/// Read endpoints: open without a read token; with one, the read or the admin token.
+async fn require_read(State(app): State<App>, req: Request, next: Next) -> Response {
+    if let Some(read) = &app.read {
+        let presented = bearer(req.headers()).unwrap_or_default();
+        let admin = app.admin.as_ref().is_some_and(|a| a.matches(presented));
+        if !(read.matches(presented) || admin) {
+            return unauthorized();
+        }
+    }
+    next.run(req).await
+}
+
+/// Admin endpoints: the admin token; disabled when none is configured.
+async fn require_admin(State(app): State<App>, req: Request, next: Next) -> Response {
+    let Some(admin) = &app.admin else {
+        return (
+            StatusCode::FORBIDDEN,
+            "admin endpoints are disabled: set [http] admin_token_file in the configuration \
+             (or the CHAINWATCH_ADMIN_TOKEN environment variable) and send the token as \
+             `Authorization: Bearer <token>`\n",
+        )
+            .into_response();
+    };
+    if !bearer(req.headers()).is_some_and(|t| admin.matches(t)) {
+        return unauthorized();
+    }
+    next.run(req).await
+}
 
 fn rfc3339(ms: i64) -> Value {
     chrono::DateTime::from_timestamp_millis(ms)
@@ -78,8 +153,70 @@ async fn alerts(State(s): State<Arc<Shared>>) -> Json<Value> {
     }))
 }
 
+/// The JSON form of a reload outcome (`POST /-/reload`, and `rules` in `/api/status`).
+pub fn reload_json(o: &ReloadOutcome) -> Value {
+    json!({
+        "status": if o.success { "success" } else { "error" },
+        "trigger": o.trigger.as_str(),
+        "at": rfc3339(o.at_ms),
+        "duration_ms": o.duration_ms,
+        "rules": o.rules,
+        "groups": o.groups,
+        "indicators": o.indicators,
+        "errors": o.errors,
+    })
+}
+
+/// `POST /-/reload`: 200 with the outcome when the new rules run, 422 with every error when
+/// they were rejected (the previous rules keep running).
+async fn reload(State(app): State<App>) -> Response {
+    match app.reloader.reload(Trigger::Http).await {
+        Ok(o) if o.success => (StatusCode::OK, Json(reload_json(&o))).into_response(),
+        Ok(o) => (StatusCode::UNPROCESSABLE_ENTITY, Json(reload_json(&o))).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")).into_response(),
+    }
+}
+
+fn rule_json(group: &RuleGroup, r: &AlertRule) -> Value {
+    json!({
+        "name": r.name,
+        "group": group.name,
+        "file": group.file.display().to_string(),
+        "location": r.location.to_string(),
+        "indicator": r.indicator,
+        "value": r.value,
+        "op": r.op.as_str(),
+        "warning": r.warning,
+        "critical": r.critical,
+        "for": humantime::format_duration(r.for_).to_string(),
+        "for_seconds": r.for_.as_secs_f64(),
+        "keep_firing_for": humantime::format_duration(r.keep_firing_for).to_string(),
+        "reason_code": r.reason_code,
+        "labels": r.labels,
+        "annotations": r.annotations,
+    })
+}
+
+/// `GET /api/rules`: the rules the evaluator runs now.
+async fn rules(State(s): State<Arc<Shared>>) -> Json<Value> {
+    let view = s.rules();
+    let rules: Vec<Value> = view
+        .rules
+        .groups
+        .iter()
+        .flat_map(|g| g.rules.iter().map(move |r| rule_json(g, r)))
+        .collect();
+    Json(json!({
+        "since": rfc3339(view.since),
+        "indicators": view.indicators,
+        "rules": rules,
+    }))
+}
+
 async fn status(State(s): State<Arc<Shared>>) -> Json<Value> {
     let eval = s.evaluation();
+    let view = s.rules();
+    let last = &view.last_reload;
     let partitions = s.partitions.read().map(|p| p.clone()).unwrap_or_default();
     let state = s.state.read().map(|p| p.clone()).unwrap_or_default();
     let firing = eval
@@ -112,6 +249,20 @@ async fn status(State(s): State<Arc<Shared>>) -> Json<Value> {
             "alerts_firing": firing,
             "errors": eval.errors,
         },
+        "rules": {
+            "loaded": view.rules.rules().count(),
+            "groups": view.rules.groups.len(),
+            "indicators": view.indicators.len(),
+            "running_since": rfc3339(view.since),
+            "last_reload": rfc3339(last.at_ms),
+            "last_reload_success": last.success,
+            "last_reload_trigger": last.trigger.as_str(),
+            "errors": last.errors,
+            "reloads": {
+                "success": view.successes,
+                "failure": view.failures,
+            },
+        },
     }))
 }
 
@@ -126,26 +277,46 @@ async fn index() -> Response {
         .into_response()
 }
 
-pub fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/", get(index))
+pub fn router(shared: Arc<Shared>, reloader: Reloader, config: &HttpConfig) -> Router {
+    let app = App {
+        shared,
+        reloader,
+        admin: config.admin_token.clone(),
+        read: config.read_token.clone(),
+    };
+    let read = Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
         .route("/api/alerts", get(alerts))
         .route("/api/status", get(status))
-        .with_state(shared)
+        .route("/api/rules", get(rules))
+        .route_layer(middleware::from_fn_with_state(app.clone(), require_read));
+    let admin = Router::new()
+        .route("/-/reload", post(reload))
+        .route_layer(middleware::from_fn_with_state(app.clone(), require_admin));
+    Router::new()
+        .route("/", get(index))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(read)
+        .merge(admin)
+        .layer(RequestBodyLimitLayer::new(config.max_request_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ))
+        .with_state(app)
 }
 
 /// Bind now (so the caller learns the port, e.g. for `127.0.0.1:0`) and serve in a task.
 pub async fn serve(
-    listen: SocketAddr,
+    config: &HttpConfig,
     shared: Arc<Shared>,
+    reloader: Reloader,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    let app = router(shared);
+    let app = router(shared, reloader, config);
     let handle = tokio::spawn(async move {
         let stop = async move {
             let _ = shutdown.wait_for(|s| *s).await;
@@ -158,4 +329,147 @@ pub async fn serve(
         }
     });
     Ok((addr, handle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::export::metrics::Metrics;
+
+    /// Serve on a free port; the returned requests end is kept open but never answered.
+    async fn start(
+        config: &HttpConfig,
+    ) -> (
+        String,
+        watch::Sender<bool>,
+        Option<crate::reload::ReloadRequests>,
+    ) {
+        let shared = Shared::new(Metrics::new(), "test".into());
+        let (reloader, requests) = Reloader::channel();
+        let (stop, rx) = watch::channel(false);
+        let (addr, _task) = serve(config, shared, reloader, rx).await.unwrap();
+        (format!("http://{addr}"), stop, Some(requests))
+    }
+
+    fn http_config(admin: Option<&str>, read: Option<&str>) -> HttpConfig {
+        let mut c = Config::parse_with_env(std::path::Path::new("t.toml"), "", &|_| None)
+            .unwrap()
+            .http;
+        c.listen = "127.0.0.1:0".parse().unwrap();
+        c.admin_token = admin.and_then(Token::new);
+        c.read_token = read.and_then(Token::new);
+        c.request_timeout = std::time::Duration::from_millis(300);
+        c.max_request_bytes = 1024;
+        c
+    }
+
+    async fn post(url: &str, auth: Option<&str>) -> (u16, String) {
+        let mut req = reqwest::Client::new().post(url);
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        let resp = req.send().await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    async fn get_status(url: &str, auth: Option<&str>) -> u16 {
+        let mut req = reqwest::Client::new().get(url);
+        if let Some(a) = auth {
+            req = req.header("Authorization", a);
+        }
+        req.send().await.unwrap().status().as_u16()
+    }
+
+    #[tokio::test]
+    async fn admin_endpoints_are_disabled_without_a_token() {
+        let (base, _stop, _requests) = start(&http_config(None, None)).await;
+        let (code, body) = post(&format!("{base}/-/reload"), Some("Bearer x")).await;
+        assert_eq!(code, 403);
+        assert!(
+            body.contains("admin_token_file") && body.contains("CHAINWATCH_ADMIN_TOKEN"),
+            "{body}"
+        );
+        assert_eq!(get_status(&format!("{base}/metrics"), None).await, 200);
+    }
+
+    #[tokio::test]
+    async fn reload_needs_the_admin_token_and_is_cut_off_at_the_timeout() {
+        let (base, _stop, _requests) = start(&http_config(Some("adm1n"), None)).await;
+        let url = format!("{base}/-/reload");
+        let resp = reqwest::Client::new().post(&url).send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), 401);
+        assert_eq!(
+            resp.headers()["www-authenticate"],
+            "Bearer realm=\"chainwatch\""
+        );
+        for wrong in [
+            "Bearer adm1",
+            "Bearer adm1nn",
+            "Basic adm1n",
+            "adm1n",
+            "Bearer ",
+        ] {
+            assert_eq!(post(&url, Some(wrong)).await.0, 401, "{wrong}");
+        }
+        assert_eq!(
+            get_status(&url, Some("Bearer adm1n")).await,
+            405,
+            "POST only"
+        );
+        // The right token gets through to the reload, which nobody answers here: the request
+        // timeout (300 ms) ends it.
+        let started = std::time::Instant::now();
+        assert_eq!(post(&url, Some("bearer adm1n")).await.0, 408);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn reload_answers_503_when_the_pipeline_stops() {
+        let (base, _stop, mut requests) = start(&http_config(Some("adm1n"), None)).await;
+        drop(requests.take());
+        let (code, body) = post(&format!("{base}/-/reload"), Some("Bearer adm1n")).await;
+        assert_eq!(code, 503, "{body}");
+        assert!(body.contains("stopping"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn read_token_protects_metrics_and_api_but_not_probes() {
+        let (base, _stop, _requests) = start(&http_config(Some("adm1n"), Some("r3ad"))).await;
+        for path in ["/metrics", "/api/alerts", "/api/status", "/api/rules"] {
+            let url = format!("{base}{path}");
+            assert_eq!(get_status(&url, None).await, 401, "{path}");
+            assert_eq!(get_status(&url, Some("Bearer nope")).await, 401, "{path}");
+            assert_eq!(get_status(&url, Some("Bearer r3ad")).await, 200, "{path}");
+            assert_eq!(get_status(&url, Some("Bearer adm1n")).await, 200, "{path}");
+        }
+        for path in ["/healthz", "/"] {
+            assert_eq!(
+                get_status(&format!("{base}{path}"), None).await,
+                200,
+                "{path}"
+            );
+        }
+        assert_eq!(get_status(&format!("{base}/readyz"), None).await, 503);
+        // The read token is not an admin token.
+        assert_eq!(
+            post(&format!("{base}/-/reload"), Some("Bearer r3ad"))
+                .await
+                .0,
+            401
+        );
+    }
+
+    #[tokio::test]
+    async fn large_bodies_are_refused() {
+        let (base, _stop, _requests) = start(&http_config(Some("adm1n"), None)).await;
+        let resp = reqwest::Client::new()
+            .post(format!("{base}/-/reload"))
+            .header("Authorization", "Bearer adm1n")
+            .body(vec![b'x'; 4096])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 413);
+    }
 }

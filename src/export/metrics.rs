@@ -96,9 +96,28 @@ pub const SELF_METRICS: &[(&str, &str)] = &[
         "chainwatch_indicator_errors_total",
         "Indicator queries that failed, by indicator.",
     ),
+    (
+        "chainwatch_indicator_limit_exceeded_total",
+        "Indicator queries stopped by the sandbox's time or memory limit, by indicator and limit.",
+    ),
     ("chainwatch_rules_loaded", "Alerting rules loaded."),
     ("chainwatch_indicators_loaded", "Indicators loaded."),
+    (
+        "chainwatch_rules_last_reload_success",
+        "1 when the last reload of the rule files succeeded (or none was tried since start), 0 when it failed and the previous rules still run.",
+    ),
+    (
+        "chainwatch_rules_last_reload_success_timestamp_seconds",
+        "Unix time of the last successful load of the rule files (start-up included).",
+    ),
+    (
+        "chainwatch_rules_reloads_total",
+        "Reloads of the rule files, by result (success, failure).",
+    ),
 ];
+
+/// The `result` label values of `chainwatch_rules_reloads_total`.
+pub const RELOAD_RESULTS: [&str; 2] = ["success", "failure"];
 
 /// Families built per evaluation (not in the registry).
 pub const ALERT_METRICS: &[(&str, &str)] = &[
@@ -152,8 +171,13 @@ pub struct Metrics {
     pub evaluations: IntCounter,
     pub eval_skipped: IntCounter,
     pub indicator_errors: IntCounterVec,
+    /// Queries stopped at a limit (`limit` = time | memory); also counted as errors.
+    pub indicator_limits: IntCounterVec,
     pub rules_loaded: IntGauge,
     pub indicators_loaded: IntGauge,
+    pub reload_success: IntGauge,
+    pub reload_success_time: prometheus::Gauge,
+    pub reloads: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -237,14 +261,33 @@ impl Metrics {
                 opts("chainwatch_indicator_errors_total"),
                 &["indicator"]
             )),
+            indicator_limits: reg!(IntCounterVec::new(
+                opts("chainwatch_indicator_limit_exceeded_total"),
+                &["indicator", "limit"]
+            )),
             rules_loaded: reg!(IntGauge::with_opts(opts("chainwatch_rules_loaded"))),
             indicators_loaded: reg!(IntGauge::with_opts(opts("chainwatch_indicators_loaded"))),
+            reload_success: reg!(IntGauge::with_opts(opts(
+                "chainwatch_rules_last_reload_success"
+            ))),
+            reload_success_time: reg!(prometheus::Gauge::with_opts(opts(
+                "chainwatch_rules_last_reload_success_timestamp_seconds"
+            ))),
+            reloads: reg!(IntCounterVec::new(
+                opts("chainwatch_rules_reloads_total"),
+                &["result"]
+            )),
             registry,
         };
         // Reasons are a closed set: export them all at 0 so rate() works from the start.
         for r in crate::ingest::decode::RejectReason::ALL {
             m.rejected.with_label_values(&[r.as_str()]);
         }
+        for r in RELOAD_RESULTS {
+            m.reloads.with_label_values(&[r]);
+        }
+        // The rules a pipeline starts with were loaded successfully (or it did not start).
+        m.reload_success.set(1);
         m
     }
 
@@ -363,12 +406,15 @@ mod tests {
         m.consumer_lag.with_label_values(&["t", "0"]).set(0);
         m.applied.with_label_values(&["milestone"]).inc();
         m.indicator_errors.with_label_values(&["x"]).inc();
+        m.indicator_limits.with_label_values(&["x", "time"]).inc();
         let text = m.render(&[]);
         for (name, _) in SELF_METRICS {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
             assert!(name.starts_with("chainwatch_"));
         }
         assert!(text.contains("chainwatch_ingest_rejected_total{reason=\"late_event\"} 0"));
+        assert!(text.contains("chainwatch_rules_reloads_total{result=\"failure\"} 0"));
+        assert!(text.contains("chainwatch_rules_last_reload_success 1"));
     }
 
     #[test]

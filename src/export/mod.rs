@@ -1,7 +1,8 @@
 //! Export: metrics, the HTTP API, and the shared view of the pipeline they read.
 //!
-//! In: [`Shared`], written by the pipeline stages. Out: `/metrics`, `/healthz`, `/readyz`,
-//! `/api/alerts` and `/api/status` on one HTTP port.
+//! In: [`Shared`], written by the pipeline stages (the evaluator publishes the rules it runs,
+//! the reload task the outcome of the last reload). Out: `/metrics`, `/healthz`, `/readyz`,
+//! `/api/alerts`, `/api/status`, `/api/rules` and `POST /-/reload` on one HTTP port.
 
 pub mod http;
 pub mod metrics;
@@ -13,6 +14,8 @@ use prometheus::proto::MetricFamily;
 use serde::Serialize;
 
 use crate::alerts::Alert;
+use crate::reload::{ReloadOutcome, Trigger};
+use crate::rules::RuleSet;
 use metrics::Metrics;
 
 /// The outcome of the latest evaluation, swapped in whole.
@@ -58,6 +61,44 @@ pub struct StateStatus {
     pub window_records: usize,
 }
 
+/// The rules the evaluator runs and the last reload attempt, replaced whole so that
+/// `/api/status` never shows the outcome of one reload with the rules of another.
+#[derive(Debug, Clone)]
+pub struct RulesView {
+    pub rules: Arc<RuleSet>,
+    /// Indicator names, in load order.
+    pub indicators: Vec<String>,
+    /// Wall-clock time these rules started running (ms).
+    pub since: i64,
+    /// The last load of the rules directory, at start-up or on reload.
+    pub last_reload: Arc<ReloadOutcome>,
+    /// Reloads since start, by result (start-up not counted).
+    pub successes: u64,
+    pub failures: u64,
+}
+
+impl Default for RulesView {
+    fn default() -> Self {
+        RulesView {
+            rules: Arc::new(RuleSet::default()),
+            indicators: Vec::new(),
+            since: 0,
+            last_reload: Arc::new(ReloadOutcome {
+                trigger: Trigger::Start,
+                success: true,
+                at_ms: 0,
+                duration_ms: 0,
+                rules: 0,
+                groups: 0,
+                indicators: 0,
+                errors: Vec::new(),
+            }),
+            successes: 0,
+            failures: 0,
+        }
+    }
+}
+
 /// What the stages publish and the HTTP server reads.
 pub struct Shared {
     pub metrics: Metrics,
@@ -69,6 +110,9 @@ pub struct Shared {
     pub ready: AtomicBool,
     /// Which broker we consume from (`embedded` or the bootstrap servers).
     pub brokers: String,
+    /// The running rules and the last reload (`/api/rules`, `/api/status`); change it with
+    /// [`Shared::update_rules`].
+    pub rules: RwLock<Arc<RulesView>>,
 }
 
 impl Shared {
@@ -81,6 +125,7 @@ impl Shared {
             dead_lettered: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             brokers,
+            rules: RwLock::new(Arc::new(RulesView::default())),
         })
     }
 
@@ -89,5 +134,18 @@ impl Shared {
             .read()
             .map(|e| e.clone())
             .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    pub fn rules(&self) -> Arc<RulesView> {
+        self.rules
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Replace the rules view with `f(current)`, under the lock (writers do not race).
+    pub fn update_rules(&self, f: impl FnOnce(&RulesView) -> RulesView) {
+        let mut guard = self.rules.write().unwrap_or_else(|p| p.into_inner());
+        *guard = Arc::new(f(&guard));
     }
 }

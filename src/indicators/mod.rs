@@ -9,11 +9,21 @@
 //! when the files are loaded, not at evaluation. Queries run read-only: no DDL, DML or
 //! statements (`SET`, `CREATE EXTERNAL TABLE`, ...) are accepted.
 //!
+//! The sandbox: queries can read only the registered state tables. DDL, DML and statements are
+//! refused when planning; reading files or URLs as tables is not enabled; spilling to disk is
+//! disabled. Each indicator's run has a time limit and the session a memory limit
+//! ([`Limits`]): a runaway query is stopped with [`IndicatorError::TimeLimit`] or
+//! [`IndicatorError::MemoryLimit`] and the other indicators still run.
+//!
 //! SQL functions chainwatch adds:
 //! - `eval_time()`: the evaluation time, i.e. the event-time watermark (a `Timestamp(ms, UTC)`).
 //!   Use it instead of `now()`, which is the wall clock, so replays give the same results.
 //! - `days_between(later, earlier)`: `later - earlier` in days, as a float.
+//! - `normal_cdf(x, mean, sd)`, `normal_sf(x, mean, sd)`, `students_t_cdf(x, location, scale,
+//!   df)`, `students_t_sf(...)`: distribution and survival functions (`stats.rs`); null or
+//!   invalid parameters give null.
 
+mod stats;
 mod udf;
 
 use std::collections::BTreeMap;
@@ -26,7 +36,10 @@ use arrow::compute::{cast, concat_batches};
 use arrow::datatypes::{DataType, Float64Type, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::error::DataFusionError;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::ScalarUDF;
 
 use crate::rules::IndicatorSchema;
@@ -53,6 +66,49 @@ pub enum IndicatorError {
     /// The query failed while running.
     #[error("indicator {name}: {message}")]
     Execute { name: String, message: String },
+    /// The query ran longer than its time limit and was stopped.
+    #[error("indicator {name}: stopped after the time limit of {limit:?}")]
+    TimeLimit {
+        name: String,
+        limit: std::time::Duration,
+    },
+    /// The query needed more memory than the limit and was stopped.
+    #[error("indicator {name}: stopped at the memory limit of {limit} bytes: {message}")]
+    MemoryLimit {
+        name: String,
+        limit: usize,
+        message: String,
+    },
+}
+
+impl IndicatorError {
+    /// `time`, `memory` or `error`: a bounded label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            IndicatorError::TimeLimit { .. } => "time",
+            IndicatorError::MemoryLimit { .. } => "memory",
+            _ => "error",
+        }
+    }
+}
+
+/// Resource limits of indicator queries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock time one indicator may run in one evaluation.
+    pub time: std::time::Duration,
+    /// Memory the operators of one query may hold (hash tables, sorts, joins); the state
+    /// tables themselves are not counted. Queries run one at a time, so this is per query.
+    pub memory_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            time: std::time::Duration::from_secs(10),
+            memory_bytes: 1 << 30,
+        }
+    }
 }
 
 /// A loaded, planned indicator.
@@ -89,6 +145,7 @@ pub struct Indicators {
     ctx: SessionContext,
     clock: Arc<AtomicI64>,
     defs: Vec<IndicatorDef>,
+    limits: Limits,
 }
 
 fn sql_options() -> SQLOptions {
@@ -117,15 +174,32 @@ fn is_label(dt: &DataType) -> bool {
 
 impl Indicators {
     /// A session with the state tables (empty) and chainwatch's functions registered.
-    fn session() -> (SessionContext, Arc<AtomicI64>) {
+    fn session(limits: &Limits) -> (SessionContext, Arc<AtomicI64>) {
         // One partition: state snapshots are single batches and the machine is small.
         let config = SessionConfig::new()
             .with_target_partitions(1)
             .with_information_schema(false);
-        let ctx = SessionContext::new_with_config(config);
+        // A memory pool with a hard limit and no disk to spill to: a query that needs more fails.
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(limits.memory_bytes, 1.0)
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+            )
+            .build_arc();
+        let ctx = match runtime {
+            Ok(runtime) => SessionContext::new_with_config_rt(config, runtime),
+            Err(e) => {
+                // Only a broken disk-manager setup fails here, and "Disabled" has none.
+                tracing::error!(error = %e, "Could not build the limited runtime; no memory limit.");
+                SessionContext::new_with_config(config)
+            }
+        };
         let clock = Arc::new(AtomicI64::new(0));
         ctx.register_udf(ScalarUDF::from(udf::EvalTime::new(clock.clone())));
         ctx.register_udf(ScalarUDF::from(udf::DaysBetween::new()));
+        for kind in stats::Kind::ALL {
+            ctx.register_udf(ScalarUDF::from(stats::Probability::new(kind)));
+        }
         let empty = Tables::empty();
         for (name, batch) in empty.tables {
             ctx.register_batch(name, batch)
@@ -134,8 +208,13 @@ impl Indicators {
         (ctx, clock)
     }
 
-    /// Load every `*.sql` file of `dir`; each is planned now. All errors are collected.
+    /// Load every `*.sql` file of `dir` with the default [`Limits`]; see [`Self::load_dir_with`].
     pub async fn load_dir(dir: &Path) -> Result<Self, Vec<IndicatorError>> {
+        Self::load_dir_with(dir, Limits::default()).await
+    }
+
+    /// Load every `*.sql` file of `dir`; each is planned now. All errors are collected.
+    pub async fn load_dir_with(dir: &Path, limits: Limits) -> Result<Self, Vec<IndicatorError>> {
         let read = std::fs::read_dir(dir).map_err(|source| {
             vec![IndicatorError::Read {
                 path: dir.to_path_buf(),
@@ -155,7 +234,7 @@ impl Indicators {
                 Err(source) => errors.push(IndicatorError::Read { path, source }),
             }
         }
-        match Self::from_sources(sources).await {
+        match Self::from_sources_with(sources, limits).await {
             Ok(me) if errors.is_empty() => Ok(me),
             Ok(_) => Err(errors),
             Err(mut more) => {
@@ -165,11 +244,19 @@ impl Indicators {
         }
     }
 
-    /// Plan indicators given as (path, SQL); the name is the file stem.
+    /// Plan indicators given as (path, SQL) with the default [`Limits`].
     pub async fn from_sources(
         sources: Vec<(PathBuf, String)>,
     ) -> Result<Self, Vec<IndicatorError>> {
-        let (ctx, clock) = Self::session();
+        Self::from_sources_with(sources, Limits::default()).await
+    }
+
+    /// Plan indicators given as (path, SQL); the name is the file stem.
+    pub async fn from_sources_with(
+        sources: Vec<(PathBuf, String)>,
+        limits: Limits,
+    ) -> Result<Self, Vec<IndicatorError>> {
+        let (ctx, clock) = Self::session(&limits);
         let mut defs = Vec::new();
         let mut errors = Vec::new();
         for (path, sql) in sources {
@@ -181,7 +268,7 @@ impl Indicators {
                 errors.push(IndicatorError::BadName { path, name });
                 continue;
             }
-            match plan(&ctx, &path, &sql).await {
+            match plan(&ctx, &path, &sql, &limits).await {
                 Ok((output, schema)) => defs.push(IndicatorDef {
                     name,
                     path,
@@ -193,10 +280,20 @@ impl Indicators {
             }
         }
         if errors.is_empty() {
-            Ok(Indicators { ctx, clock, defs })
+            Ok(Indicators {
+                ctx,
+                clock,
+                defs,
+                limits,
+            })
         } else {
             Err(errors)
         }
+    }
+
+    /// The limits every query runs under.
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     pub fn defs(&self) -> &[IndicatorDef] {
@@ -229,17 +326,37 @@ impl Indicators {
         out
     }
 
+    /// One indicator under the time limit; DataFusion's streams yield to tokio's budget, so a
+    /// long query is interrupted at its next batch and dropped (which frees its memory).
     async fn run(&self, def: &IndicatorDef) -> Result<IndicatorResult, IndicatorError> {
-        let err = |e: datafusion::error::DataFusionError| IndicatorError::Execute {
-            name: def.name.clone(),
-            message: e.to_string(),
+        match tokio::time::timeout(self.limits.time, self.run_unlimited(def)).await {
+            Ok(result) => result,
+            Err(_) => Err(IndicatorError::TimeLimit {
+                name: def.name.clone(),
+                limit: self.limits.time,
+            }),
+        }
+    }
+
+    async fn run_unlimited(&self, def: &IndicatorDef) -> Result<IndicatorResult, IndicatorError> {
+        let limit = self.limits.memory_bytes;
+        let err = |e: DataFusionError| match e.find_root() {
+            DataFusionError::ResourcesExhausted(message) => IndicatorError::MemoryLimit {
+                name: def.name.clone(),
+                limit,
+                message: message.clone(),
+            },
+            _ => IndicatorError::Execute {
+                name: def.name.clone(),
+                message: e.to_string(),
+            },
         };
         let df = self
             .ctx
             .sql_with_options(&def.sql, sql_options())
             .await
             .map_err(err)?;
-        let batches = df.collect().await.map_err(err)?;
+        let batches = collect_cooperatively(&self.ctx, df).await.map_err(err)?;
         let batch = concat_batches(&def.output, &batches).map_err(|e| IndicatorError::Execute {
             name: def.name.clone(),
             message: e.to_string(),
@@ -251,11 +368,32 @@ impl Indicators {
     }
 }
 
+/// Runs a query with every operator made cooperative: each batch any operator yields spends
+/// tokio's task budget, so even a plan that loops inside one operator (a cross join feeding an
+/// aggregate) returns to the runtime regularly and the time limit can stop it. DataFusion only
+/// does this at leaf scans by itself.
+async fn collect_cooperatively(
+    ctx: &SessionContext,
+    df: datafusion::dataframe::DataFrame,
+) -> Result<Vec<RecordBatch>, DataFusionError> {
+    use datafusion::common::tree_node::{Transformed, TreeNode};
+    use datafusion::physical_plan::{coop::CooperativeExec, ExecutionPlan};
+    let plan = df.create_physical_plan().await?;
+    let plan = plan
+        .transform_up(|node| {
+            let wrapped: Arc<dyn ExecutionPlan> = Arc::new(CooperativeExec::new(node));
+            Ok(Transformed::yes(wrapped))
+        })?
+        .data;
+    datafusion::physical_plan::collect(plan, ctx.task_ctx()).await
+}
+
 /// Plan one query against the (empty) state tables and work out its labels and values.
 async fn plan(
     ctx: &SessionContext,
     path: &Path,
     sql: &str,
+    limits: &Limits,
 ) -> Result<(SchemaRef, IndicatorSchema), IndicatorError> {
     let df = ctx
         .sql_with_options(sql, sql_options())
@@ -283,11 +421,22 @@ async fn plan(
             ),
         });
     }
-    // Run it once on the empty tables: catches errors the planner leaves to execution.
-    df.collect().await.map_err(|e| IndicatorError::Plan {
+    // Run it once on the empty tables: catches errors the planner leaves to execution, and a
+    // query that runs away even without data (under the same limits as at evaluation).
+    let plan_error = |message: String| IndicatorError::Plan {
         path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
+        message,
+    };
+    match tokio::time::timeout(limits.time, collect_cooperatively(ctx, df)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(plan_error(e.to_string())),
+        Err(_) => {
+            return Err(plan_error(format!(
+                "running on empty tables took longer than the time limit of {:?}",
+                limits.time
+            )))
+        }
+    }
     Ok((output, IndicatorSchema { labels, values }))
 }
 
@@ -347,5 +496,7 @@ pub fn rows_of(batch: &RecordBatch) -> Vec<IndicatorRow> {
     rows
 }
 
+#[cfg(test)]
+mod sandbox_tests;
 #[cfg(test)]
 mod tests;

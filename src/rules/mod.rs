@@ -24,7 +24,7 @@ pub mod template;
 mod validate;
 mod yaml;
 
-pub use raw::{Entries, RawGroup, RawRule, RuleFile, Spanned};
+pub use raw::{Entries, RawBaseline, RawGroup, RawOverride, RawRule, RuleFile, Spanned};
 pub use yaml::Pos;
 
 use raw::Diags;
@@ -186,6 +186,15 @@ pub struct AlertRule {
     pub warning: Option<f64>,
     /// Critical threshold, beyond warning in the direction of `op`.
     pub critical: Option<f64>,
+    /// Clear threshold (hysteresis): a firing alert stays firing while `value op clear` holds,
+    /// so a value hovering around the warning threshold does not flap. Not beyond warning.
+    pub clear: Option<f64>,
+    /// Per-entity thresholds: the first override whose matchers all match an indicator row's
+    /// labels gives that row's thresholds.
+    pub overrides: Vec<Override>,
+    /// When set, the thresholds apply to a score of the value against the entity's own history
+    /// (z-score or percentile rank), not to the value itself.
+    pub baseline: Option<Baseline>,
     /// Event time the condition must hold before the alert fires.
     pub for_: Duration,
     /// Event time a firing alert keeps firing after its condition cleared (hysteresis).
@@ -212,12 +221,169 @@ impl AlertRule {
             && self.op == other.op
             && same_threshold(self.warning, other.warning)
             && same_threshold(self.critical, other.critical)
+            && same_threshold(self.clear, other.clear)
+            && self.overrides == other.overrides
+            && self.baseline == other.baseline
             && self.for_ == other.for_
             && self.keep_firing_for == other.keep_firing_for
             && self.reason_code == other.reason_code
             && self.labels == other.labels
             && self.annotations == other.annotations
     }
+}
+
+impl AlertRule {
+    /// The rule's own thresholds, before overrides.
+    pub fn default_thresholds(&self) -> Thresholds {
+        Thresholds {
+            warning: self.warning,
+            critical: self.critical,
+            clear: self.clear,
+        }
+    }
+
+    /// The thresholds for an indicator row with these labels: the first matching override's,
+    /// else the rule's.
+    pub fn thresholds_for(&self, labels: &BTreeMap<String, String>) -> Thresholds {
+        self.overrides
+            .iter()
+            .find(|o| o.matches(labels))
+            .map_or_else(|| self.default_thresholds(), |o| o.thresholds)
+    }
+}
+
+/// The warning / critical / clear levels that apply to one indicator row.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Thresholds {
+    /// Warning threshold.
+    pub warning: Option<f64>,
+    /// Critical threshold.
+    pub critical: Option<f64>,
+    /// Clear threshold (hysteresis), not beyond the lowest level.
+    pub clear: Option<f64>,
+}
+
+/// One label matcher of an override (Alertmanager's `match` / `match_re`).
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    /// The label equals one of the values.
+    Eq {
+        /// Label name (an indicator label column).
+        label: String,
+        /// Accepted values.
+        values: Vec<String>,
+    },
+    /// The label matches the regex, anchored at both ends.
+    Re {
+        /// Label name (an indicator label column).
+        label: String,
+        /// The pattern as written.
+        pattern: String,
+        /// `^(?:pattern)$`, compiled.
+        regex: regex::Regex,
+    },
+}
+
+impl PartialEq for Matcher {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                Matcher::Eq {
+                    label: a,
+                    values: x,
+                },
+                Matcher::Eq {
+                    label: b,
+                    values: y,
+                },
+            ) => a == b && x == y,
+            (
+                Matcher::Re {
+                    label: a,
+                    pattern: x,
+                    ..
+                },
+                Matcher::Re {
+                    label: b,
+                    pattern: y,
+                    ..
+                },
+            ) => a == b && x == y,
+            _ => false,
+        }
+    }
+}
+
+impl Matcher {
+    /// The label it reads.
+    pub fn label(&self) -> &str {
+        match self {
+            Matcher::Eq { label, .. } | Matcher::Re { label, .. } => label,
+        }
+    }
+
+    /// True when `labels` has the label with an accepted value (a missing label is "").
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        let value = labels.get(self.label()).map_or("", String::as_str);
+        match self {
+            Matcher::Eq { values, .. } => values.iter().any(|v| v == value),
+            Matcher::Re { regex, .. } => regex.is_match(value),
+        }
+    }
+}
+
+/// Thresholds for the indicator rows whose labels match every matcher.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Override {
+    /// All must match.
+    pub matchers: Vec<Matcher>,
+    /// The effective thresholds: the ones the override sets, the rule's for the others.
+    pub thresholds: Thresholds,
+    /// Where the override starts.
+    pub location: Location,
+    /// Where each matcher's label name is, for errors found against the indicator.
+    pub label_locations: Vec<Location>,
+}
+
+impl Override {
+    /// True when every matcher matches.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.matchers.iter().all(|m| m.matches(labels))
+    }
+}
+
+/// How a value is scored against the entity's own history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BaselineMethod {
+    /// `(value - mean) / stddev` of the history.
+    ZScore,
+    /// Percentage (0-100) of the history at or below the value.
+    Percentile,
+}
+
+impl BaselineMethod {
+    /// `zscore` or `percentile`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BaselineMethod::ZScore => "zscore",
+            BaselineMethod::Percentile => "percentile",
+        }
+    }
+}
+
+/// A statistical threshold: compare a value with the same entity's recent history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Baseline {
+    /// Score used in place of the raw value.
+    pub method: BaselineMethod,
+    /// Event time of history kept (default 30 days).
+    pub window: Duration,
+    /// Event time between two recorded samples (default 1 hour).
+    pub every: Duration,
+    /// Fewer recorded samples give no score, so nothing fires (default 10).
+    pub min_samples: usize,
+    /// Floor of the standard deviation for z-scores (default 0: a flat history gives no score).
+    pub min_stddev: f64,
 }
 
 fn same_threshold(a: Option<f64>, b: Option<f64>) -> bool {
@@ -370,6 +536,21 @@ pub fn check_against(
                             rule.indicator
                         ),
                     );
+                }
+            }
+            for o in &rule.overrides {
+                for (m, location) in o.matchers.iter().zip(&o.label_locations) {
+                    if !schema.labels.iter().any(|l| l == m.label()) {
+                        push(
+                            location,
+                            format!(
+                                "override matches label {:?}, which indicator {:?} does not have (labels: {})",
+                                m.label(),
+                                rule.indicator,
+                                list(&schema.labels)
+                            ),
+                        );
+                    }
                 }
             }
             for label in rule.labels.keys() {

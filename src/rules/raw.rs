@@ -69,12 +69,54 @@ pub struct RawRule {
     pub for_: Option<Spanned<String>>,
     /// `keep_firing_for`, still unparsed duration text.
     pub keep_firing_for: Option<Spanned<String>>,
+    /// `clear` threshold (hysteresis).
+    pub clear: Option<Spanned<f64>>,
+    /// `overrides`, each one that is a mapping.
+    pub overrides: Vec<RawOverride>,
+    /// `baseline`, when it is a mapping.
+    pub baseline: Option<RawBaseline>,
     /// `reason_code`.
     pub reason_code: Option<Spanned<String>>,
     /// `labels`, name and value nodes in file order.
     pub labels: Entries,
     /// `annotations`: the mapping's position and its entries in file order.
     pub annotations: Option<Spanned<Entries>>,
+}
+
+/// One entry of a rule's `overrides` as written.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RawOverride {
+    /// 1-based position in `overrides`.
+    pub index: usize,
+    /// Where the override's mapping starts.
+    pub pos: Pos,
+    /// `match`: label = value (a list of values means any of them).
+    pub match_eq: Vec<(Spanned<String>, Vec<Spanned<String>>)>,
+    /// `match_re`: label =~ regex (anchored, like Prometheus).
+    pub match_re: Entries,
+    /// `warning` threshold.
+    pub warning: Option<Spanned<f64>>,
+    /// `critical` threshold.
+    pub critical: Option<Spanned<f64>>,
+    /// `clear` threshold.
+    pub clear: Option<Spanned<f64>>,
+}
+
+/// A rule's `baseline` as written.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RawBaseline {
+    /// Where the mapping starts.
+    pub pos: Pos,
+    /// `method`: zscore or percentile.
+    pub method: Option<Spanned<String>>,
+    /// `window`: how much event time of history the baseline covers.
+    pub window: Option<Spanned<String>>,
+    /// `every`: event time between two recorded samples.
+    pub every: Option<Spanned<String>>,
+    /// `min_samples`: fewer recorded samples give no score.
+    pub min_samples: Option<Spanned<f64>>,
+    /// `min_stddev`: floor of the standard deviation (zscore).
+    pub min_stddev: Option<Spanned<f64>>,
 }
 
 /// Keys allowed at the top of a rule file.
@@ -91,10 +133,17 @@ const RULE_FIELDS: &[&str] = &[
     "critical",
     "for",
     "keep_firing_for",
+    "clear",
+    "overrides",
+    "baseline",
     "reason_code",
     "labels",
     "annotations",
 ];
+/// Keys allowed in an override.
+const OVERRIDE_FIELDS: &[&str] = &["match", "match_re", "warning", "critical", "clear"];
+/// Keys allowed in a baseline.
+const BASELINE_FIELDS: &[&str] = &["method", "window", "every", "min_samples", "min_stddev"];
 /// Keys a rule must have.
 const RULE_REQUIRED: &[&str] = &[
     "alert",
@@ -278,6 +327,9 @@ fn read_rule(node: &Node, index: usize, group: &str, d: &mut Diags) -> Option<Ra
             "critical" => rule.critical = number(value, key, ctx, d),
             "for" => rule.for_ = duration(value, key, ctx, d),
             "keep_firing_for" => rule.keep_firing_for = duration(value, key, ctx, d),
+            "clear" => rule.clear = number(value, key, ctx, d),
+            "overrides" => rule.overrides = read_overrides(value, ctx, d),
+            "baseline" => rule.baseline = read_baseline(value, ctx, d),
             "reason_code" => rule.reason_code = string(value, key, ctx, d),
             "labels" => {
                 rule.labels = string_map(value, "labels", "label", ctx, d)
@@ -309,6 +361,168 @@ fn read_rule(node: &Node, index: usize, group: &str, d: &mut Diags) -> Option<Ra
     }
     rule.complete = d.errors.len() == before;
     Some(rule)
+}
+
+fn read_overrides(node: &Node, context: &str, d: &mut Diags) -> Vec<RawOverride> {
+    let items = match &node.kind {
+        NodeKind::Seq(items) => items,
+        NodeKind::Null => return Vec::new(),
+        other => {
+            d.push(
+                node.pos,
+                context,
+                format!("overrides must be a sequence, got {}", other.describe()),
+            );
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let ctx = format!("{context}, override {}", i + 1);
+        if !matches!(item.kind, NodeKind::Map(_)) {
+            d.push(
+                item.pos,
+                &ctx,
+                format!("override must be a mapping, got {}", item.kind.describe()),
+            );
+            continue;
+        }
+        let fields = entries(item, OVERRIDE_FIELDS, &ctx, d);
+        let mut o = RawOverride {
+            index: i + 1,
+            pos: item.pos,
+            ..RawOverride::default()
+        };
+        for &(key, _, value) in &fields {
+            match key {
+                "match" => o.match_eq = read_match(value, &ctx, d),
+                "match_re" => {
+                    o.match_re = string_map(value, "match_re", "label", &ctx, d)
+                        .map(|m| m.value)
+                        .unwrap_or_default()
+                }
+                "warning" => o.warning = number(value, key, &ctx, d),
+                "critical" => o.critical = number(value, key, &ctx, d),
+                "clear" => o.clear = number(value, key, &ctx, d),
+                _ => {}
+            }
+        }
+        if o.match_eq.is_empty() && o.match_re.is_empty() {
+            d.push(item.pos, &ctx, "override needs match or match_re");
+        }
+        if o.warning.is_none() && o.critical.is_none() && o.clear.is_none() {
+            d.push(
+                item.pos,
+                &ctx,
+                "override sets none of warning, critical or clear",
+            );
+        }
+        out.push(o);
+    }
+    out
+}
+
+/// `match`: label names to a string or a list of strings.
+fn read_match(
+    node: &Node,
+    context: &str,
+    d: &mut Diags,
+) -> Vec<(Spanned<String>, Vec<Spanned<String>>)> {
+    let pairs = match &node.kind {
+        NodeKind::Map(pairs) => pairs,
+        NodeKind::Null => return Vec::new(),
+        other => {
+            d.push(
+                node.pos,
+                context,
+                format!("match must be a mapping, got {}", other.describe()),
+            );
+            return Vec::new();
+        }
+    };
+    let mut out: Vec<(Spanned<String>, Vec<Spanned<String>>)> = Vec::new();
+    for (key, value) in pairs {
+        let NodeKind::Str(name) = &key.kind else {
+            d.push(
+                key.pos,
+                context,
+                format!("label names must be strings, got {}", key.kind.describe()),
+            );
+            continue;
+        };
+        if out.iter().any(|(k, _)| &k.value == name) {
+            d.push(key.pos, context, format!("duplicate label {name:?}"));
+            continue;
+        }
+        let scalar = |n: &Node| match &n.kind {
+            NodeKind::Str(s) => Some(s.clone()),
+            NodeKind::Int(i) => Some(i.to_string()),
+            _ => None,
+        };
+        let mut values = Vec::new();
+        let nodes: Vec<&Node> = match &value.kind {
+            NodeKind::Seq(items) => items.iter().collect(),
+            _ => vec![value],
+        };
+        for n in nodes {
+            match scalar(n) {
+                Some(v) => values.push(Spanned {
+                    value: v,
+                    pos: n.pos,
+                }),
+                None => d.push(
+                    n.pos,
+                    context,
+                    format!(
+                        "match value of label {name:?} must be a string or a list of strings, got {}",
+                        n.kind.describe()
+                    ),
+                ),
+            }
+        }
+        out.push((
+            Spanned {
+                value: name.clone(),
+                pos: key.pos,
+            },
+            values,
+        ));
+    }
+    out
+}
+
+fn read_baseline(node: &Node, context: &str, d: &mut Diags) -> Option<RawBaseline> {
+    if node.kind == NodeKind::Null {
+        return None;
+    }
+    if !matches!(node.kind, NodeKind::Map(_)) {
+        d.push(
+            node.pos,
+            context,
+            format!("baseline must be a mapping, got {}", node.kind.describe()),
+        );
+        return None;
+    }
+    let fields = entries(node, BASELINE_FIELDS, context, d);
+    let mut b = RawBaseline {
+        pos: node.pos,
+        ..RawBaseline::default()
+    };
+    for &(key, _, value) in &fields {
+        let field = format!("baseline {key}");
+        match key {
+            "method" => b.method = string(value, &field, context, d),
+            "window" => b.window = duration(value, &field, context, d),
+            "every" => b.every = duration(value, &field, context, d),
+            "min_samples" => b.min_samples = number(value, &field, context, d),
+            "min_stddev" => b.min_stddev = number(value, &field, context, d),
+            _ => {}
+        }
+    }
+    if b.method.is_none() && lookup(&fields, "method").is_none() {
+        d.push(node.pos, context, "missing field baseline method");
+    }
+    Some(b)
 }
 
 /// Whether a mapping has the string key `key`; `None` when `node` is not a mapping.

@@ -118,7 +118,8 @@ fn unknown_fields_at_every_level() {
         [
             "r.yaml:3:5: group \"g\": unknown field \"interval\" (allowed: name, rules)",
             "r.yaml:8:9: group \"g\", rule \"A\": unknown field \"expr\" (allowed: alert, \
-             indicator, value, op, warning, critical, for, keep_firing_for, reason_code, labels, \
+             indicator, value, op, warning, critical, for, keep_firing_for, clear, overrides, baseline, \
+             reason_code, labels, \
              annotations)",
             "r.yaml:15:1: unknown field \"version\" (allowed: groups)",
         ]
@@ -447,6 +448,21 @@ fn check_against_planned_indicators() {
         check_against(&set, &label_value).unwrap_err().to_string(),
         "r.yaml:6:16: group \"g\", rule \"A\": value \"v\" is a label column of indicator \"i\", \
          not a numeric one (numeric columns: none)"
+    );
+}
+
+#[test]
+fn override_labels_are_checked_against_the_indicator() {
+    let text = VALID.replace(
+        "        reason_code: r\n",
+        "        reason_code: r\n        overrides:\n          - match: {part: P1, tier: \"2\"}\n            warning: 5\n",
+    );
+    let set = parse_str(Path::new("r.yaml"), &text).unwrap();
+    let indicators = BTreeMap::from([("i".to_string(), schema(&["part"], &["v"]))]);
+    assert_eq!(
+        check_against(&set, &indicators).unwrap_err().to_string(),
+        "r.yaml:12:31: group \"g\", rule \"A\": override matches label \"tier\", which \
+         indicator \"i\" does not have (labels: part)"
     );
 }
 

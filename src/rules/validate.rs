@@ -11,10 +11,14 @@ use std::time::Duration;
 
 use minijinja::Environment;
 
-use super::raw::{group_context, rule_context, Diags, Entries, RawRule, RuleFile, Spanned};
+use super::raw::{
+    group_context, rule_context, Diags, Entries, RawBaseline, RawOverride, RawRule, RuleFile,
+    Spanned,
+};
 use super::yaml::Pos;
 use super::{
-    template, AlertRule, FieldLocations, Location, Op, RuleError, RuleGroup, RESERVED_LABELS,
+    template, AlertRule, Baseline, BaselineMethod, FieldLocations, Location, Matcher, Op, Override,
+    RuleError, RuleGroup, Thresholds, RESERVED_LABELS,
 };
 
 /// An alert name and where it was written, for the uniqueness check across files.
@@ -158,17 +162,33 @@ fn check_rule(
     });
     let warning = finite(raw.warning.as_ref(), "warning", context, d);
     let critical = finite(raw.critical.as_ref(), "critical", context, d);
-    if let (Some(op), Some(w), Some(c), Some(spanned)) = (op, warning, critical, &raw.critical) {
-        if !op.beyond(c, w) {
-            let side = match op {
-                Op::Lt | Op::Le => "below",
-                Op::Gt | Op::Ge => "above",
-            };
-            d.push(
-                spanned.pos,
-                context,
-                format!("critical ({c}) must be {side} warning ({w}) for op \"{op}\""),
-            );
+    let clear = finite(raw.clear.as_ref(), "clear", context, d);
+    let thresholds = Thresholds {
+        warning,
+        critical,
+        clear,
+    };
+    if let Some(op) = op {
+        check_ladder(
+            op,
+            &thresholds,
+            raw.critical.as_ref(),
+            raw.clear.as_ref(),
+            context,
+            d,
+        );
+    }
+    let baseline = raw
+        .baseline
+        .as_ref()
+        .and_then(|b| check_baseline(b, context, d));
+    if let Some(b) = &baseline {
+        check_score_range(b, &thresholds, raw, context, d);
+    }
+    let mut overrides = Vec::new();
+    for o in &raw.overrides {
+        if let Some(valid) = check_override(o, op, &thresholds, context, d) {
+            overrides.push(valid);
         }
     }
     let for_ = duration(raw.for_.as_ref(), "for", context, d);
@@ -226,6 +246,9 @@ fn check_rule(
         op: op?,
         warning,
         critical,
+        clear,
+        overrides,
+        baseline,
         for_: for_?,
         keep_firing_for: keep_firing_for?,
         reason_code,
@@ -263,6 +286,252 @@ fn check_annotations(
                 context,
                 format!("annotation {:?}: template error: {err}", name.value),
             );
+        }
+    }
+}
+
+/// Critical beyond warning, clear not beyond the lowest level (warning, else critical).
+fn check_ladder(
+    op: Op,
+    t: &Thresholds,
+    critical_at: Option<&Spanned<f64>>,
+    clear_at: Option<&Spanned<f64>>,
+    context: &str,
+    d: &mut Diags,
+) {
+    let (beyond, short) = match op {
+        Op::Lt | Op::Le => ("below", "above"),
+        Op::Gt | Op::Ge => ("above", "below"),
+    };
+    if let (Some(w), Some(c), Some(at)) = (t.warning, t.critical, critical_at) {
+        if !op.beyond(c, w) {
+            d.push(
+                at.pos,
+                context,
+                format!("critical ({c}) must be {beyond} warning ({w}) for op \"{op}\""),
+            );
+        }
+    }
+    if let (Some(clear), Some(at)) = (t.clear, clear_at) {
+        let lowest = t.warning.map(|w| ("warning", w));
+        let lowest = lowest.or(t.critical.map(|c| ("critical", c)));
+        if let Some((name, level)) = lowest {
+            if op.beyond(clear, level) {
+                d.push(
+                    at.pos,
+                    context,
+                    format!(
+                        "clear ({clear}) must not be {beyond} {name} ({level}) for op \"{op}\": \
+                         it lies between {name} and normal values ({short} {name})"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn check_override(
+    raw: &RawOverride,
+    op: Option<Op>,
+    rule: &Thresholds,
+    context: &str,
+    d: &mut Diags,
+) -> Option<Override> {
+    let context = format!("{context}, override {}", raw.index);
+    let before = d.errors.len();
+    let mut matchers = Vec::new();
+    let mut label_locations = Vec::new();
+    for (label, values) in &raw.match_eq {
+        if check_matcher_label(label, &context, d) {
+            matchers.push(Matcher::Eq {
+                label: label.value.clone(),
+                values: values.iter().map(|v| v.value.clone()).collect(),
+            });
+            label_locations.push(d.location(label.pos));
+        }
+    }
+    for (label, pattern) in &raw.match_re {
+        if !check_matcher_label(label, &context, d) {
+            continue;
+        }
+        match regex::Regex::new(&format!("^(?:{})$", pattern.value)) {
+            Ok(regex) => {
+                matchers.push(Matcher::Re {
+                    label: label.value.clone(),
+                    pattern: pattern.value.clone(),
+                    regex,
+                });
+                label_locations.push(d.location(label.pos));
+            }
+            Err(err) => {
+                let first = err.to_string();
+                let first = first.lines().last().unwrap_or_default().trim();
+                let first = first.strip_prefix("error: ").unwrap_or(first);
+                d.push(
+                    pattern.pos,
+                    &context,
+                    format!("match_re {:?} is not a valid regex: {first}", pattern.value),
+                );
+            }
+        }
+    }
+    let warning = finite(raw.warning.as_ref(), "warning", &context, d);
+    let critical = finite(raw.critical.as_ref(), "critical", &context, d);
+    let clear = finite(raw.clear.as_ref(), "clear", &context, d);
+    // An override replaces the levels it names; the others are the rule's.
+    let thresholds = Thresholds {
+        warning: if raw.warning.is_some() {
+            warning
+        } else {
+            rule.warning
+        },
+        critical: if raw.critical.is_some() {
+            critical
+        } else {
+            rule.critical
+        },
+        clear: if raw.clear.is_some() {
+            clear
+        } else {
+            rule.clear
+        },
+    };
+    if let Some(op) = op {
+        let at = raw.critical.as_ref().or(raw.warning.as_ref());
+        let clear_at = raw.clear.as_ref().or(raw.warning.as_ref());
+        check_ladder(op, &thresholds, at, clear_at, &context, d);
+    }
+    (d.errors.len() == before).then(|| Override {
+        matchers,
+        thresholds,
+        location: d.location(raw.pos),
+        label_locations,
+    })
+}
+
+fn check_matcher_label(label: &Spanned<String>, context: &str, d: &mut Diags) -> bool {
+    if is_label_name(&label.value) {
+        return true;
+    }
+    d.push(
+        label.pos,
+        context,
+        format!(
+            "label name {:?} is invalid (must match [a-zA-Z_][a-zA-Z0-9_]*)",
+            label.value
+        ),
+    );
+    false
+}
+
+/// Most samples a baseline keeps per entity (window / every), to bound memory.
+const MAX_BASELINE_SAMPLES: u128 = 10_000;
+
+fn check_baseline(raw: &RawBaseline, context: &str, d: &mut Diags) -> Option<Baseline> {
+    let before = d.errors.len();
+    let method = raw.method.as_ref().and_then(|m| match m.value.as_str() {
+        "zscore" => Some(BaselineMethod::ZScore),
+        "percentile" => Some(BaselineMethod::Percentile),
+        other => {
+            d.push(
+                m.pos,
+                context,
+                format!("baseline method {other:?} is not one of zscore, percentile"),
+            );
+            None
+        }
+    });
+    let window = match &raw.window {
+        Some(_) => duration(raw.window.as_ref(), "baseline window", context, d),
+        None => Some(Duration::from_secs(30 * 86_400)),
+    };
+    let every = match &raw.every {
+        Some(_) => duration(raw.every.as_ref(), "baseline every", context, d),
+        None => Some(Duration::from_secs(3_600)),
+    };
+    if let (Some(w), Some(e)) = (window, every) {
+        let at = raw
+            .every
+            .as_ref()
+            .or(raw.window.as_ref())
+            .map_or(raw.pos, |s| s.pos);
+        if e.is_zero() || e > w {
+            d.push(
+                at,
+                context,
+                "baseline every must be > 0 and at most the window",
+            );
+        } else if w.as_millis() / e.as_millis().max(1) > MAX_BASELINE_SAMPLES {
+            d.push(
+                at,
+                context,
+                format!(
+                    "baseline keeps window / every = {} samples per entity; at most {MAX_BASELINE_SAMPLES}",
+                    w.as_millis() / e.as_millis().max(1)
+                ),
+            );
+        }
+    }
+    let min_samples = match &raw.min_samples {
+        Some(n) if n.value.fract() != 0.0 || n.value < 2.0 || n.value > 1e6 => {
+            d.push(
+                n.pos,
+                context,
+                format!(
+                    "baseline min_samples must be an integer >= 2, got {}",
+                    n.value
+                ),
+            );
+            None
+        }
+        Some(n) => Some(n.value as usize),
+        None => Some(10),
+    };
+    let min_stddev = match &raw.min_stddev {
+        Some(s) if !s.value.is_finite() || s.value < 0.0 => {
+            d.push(
+                s.pos,
+                context,
+                format!(
+                    "baseline min_stddev must be a finite number >= 0, got {}",
+                    s.value
+                ),
+            );
+            None
+        }
+        Some(s) => Some(s.value),
+        None => Some(0.0),
+    };
+    if d.errors.len() != before {
+        return None;
+    }
+    Some(Baseline {
+        method: method?,
+        window: window?,
+        every: every?,
+        min_samples: min_samples?,
+        min_stddev: min_stddev?,
+    })
+}
+
+/// Percentile scores run from 0 to 100: a threshold outside can never (or always) hold.
+fn check_score_range(b: &Baseline, t: &Thresholds, raw: &RawRule, context: &str, d: &mut Diags) {
+    if b.method != BaselineMethod::Percentile {
+        return;
+    }
+    for (name, value, at) in [
+        ("warning", t.warning, &raw.warning),
+        ("critical", t.critical, &raw.critical),
+        ("clear", t.clear, &raw.clear),
+    ] {
+        if let (Some(v), Some(at)) = (value, at) {
+            if !(0.0..=100.0).contains(&v) {
+                d.push(
+                    at.pos,
+                    context,
+                    format!("{name} ({v}) must be within 0..100 for a percentile baseline"),
+                );
+            }
         }
     }
 }

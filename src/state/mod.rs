@@ -70,6 +70,9 @@ pub struct PurchaseLine {
     pub reschedule_count: i64,
     pub shipment: Option<String>,
     pub created_at: i64,
+    /// When the carrier delivered the line's shipment: the goods are at the site and only the
+    /// goods receipt is pending, so the line must not look unshipped to the lateness model.
+    pub delivered_at: Option<i64>,
 }
 
 /// A completed delivery: a PO line whose received quantity reached the ordered quantity.
@@ -164,6 +167,9 @@ pub struct State {
     pub(crate) shipments: HashMap<String, Shipment>,
     pub(crate) stops: VecDeque<Stop>,
     pub(crate) inventory: HashMap<(String, String), Position>,
+    /// Lines a shipment notice named before the line itself was applied (topics are not
+    /// ordered with each other): the shipment is linked when the line is created.
+    awaiting_line: HashMap<LineKey, String>,
     seen: HashMap<String, i64>,
     seen_order: VecDeque<(i64, String)>,
     watermark: i64,
@@ -328,7 +334,11 @@ impl State {
                     reschedule_count: 0,
                     shipment: None,
                     created_at: t,
+                    delivered_at: None,
                 });
+                if line.shipment.is_none() {
+                    line.shipment = self.awaiting_line.remove(&key());
+                }
                 line.supplier = c.supplier.value(i).to_string();
                 line.part = c.part.value(i).to_string();
                 line.site = c.site.value(i).to_string();
@@ -458,7 +468,10 @@ impl State {
             let k = (pos.value(j).to_string(), nums.value(j));
             match self.lines.get_mut(&k) {
                 Some(l) => l.shipment = Some(id.clone()),
-                None => all_known = false,
+                None => {
+                    all_known = false;
+                    self.awaiting_line.insert(k.clone(), id.clone());
+                }
             }
             lines.push(k);
         }
@@ -525,8 +538,10 @@ impl State {
             "delivered" => {
                 let s = self.shipments.remove(id).expect("present: just looked up");
                 for k in &s.lines {
+                    self.awaiting_line.remove(k);
                     if let Some(l) = self.lines.get_mut(k) {
                         l.shipment = None;
+                        l.delivered_at = Some(t);
                     }
                 }
             }

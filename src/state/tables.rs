@@ -4,7 +4,7 @@
 //!
 //! | table | one row per | columns |
 //! |---|---|---|
-//! | `po_lines` | open PO line | po, line, supplier, part, site, quantity, received_quantity, open_quantity, unit_price, order_date, promised_date, original_promised_date, due_at, confirmed, backordered, reschedule_count, shipment, created_at |
+//! | `po_lines` | open PO line | po, line, supplier, part, site, quantity, received_quantity, open_quantity, unit_price, order_date, promised_date, original_promised_date, due_at, confirmed, backordered, reschedule_count, shipment, created_at, delivered_at (its shipment delivered, receipt pending) |
 //! | `deliveries` | completed line in the window | po, line, supplier, part, site, quantity, received_quantity, unit_price, promised_date, original_promised_date, due_at, received_at, reschedule_count |
 //! | `reschedules` | reschedule or back-order in the window | event_time, po, line, supplier, part, status, previous_promised_date, promised_date |
 //! | `shipments` | in-flight shipment | shipment, supplier, origin, destination, lane, carrier, mode, shipped_at, eta, first_eta, eta_updates, status, location, last_event_at, held_since, reason_code |
@@ -105,6 +105,7 @@ pub fn schemas() -> &'static [SchemaRef; 6] {
                 i64f("reschedule_count"),
                 utf8("shipment", true),
                 ts("created_at", false),
+                ts("delivered_at", true),
             ])),
             Arc::new(Schema::new(vec![
                 utf8("po", false),
@@ -236,6 +237,7 @@ pub(super) fn snapshot(s: &State) -> Tables {
             i64s(lines.iter().map(|(_, l)| l.reschedule_count)),
             opt_strs(lines.iter().map(|(_, l)| l.shipment.as_deref())),
             stamps(lines.iter().map(|(_, l)| l.created_at)),
+            opt_stamps(lines.iter().map(|(_, l)| l.delivered_at)),
         ],
     );
     let d = &s.deliveries;
