@@ -28,7 +28,9 @@ impl EvalTime {
     pub fn new(clock: Arc<AtomicI64>) -> Self {
         EvalTime {
             clock,
-            signature: Signature::nullary(Volatility::Stable),
+            // Volatile, not Stable: the optimiser would fold a Stable call into a constant, and
+            // the optimised plans are cached across evaluations (the clock moves between them).
+            signature: Signature::nullary(Volatility::Volatile),
         }
     }
 }
