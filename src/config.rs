@@ -187,6 +187,7 @@ struct RawEvaluation {
     watch_rules: bool,
     query_timeout: String,
     query_memory_bytes: usize,
+    max_exported_rows: usize,
 }
 
 impl Default for RawEvaluation {
@@ -197,6 +198,7 @@ impl Default for RawEvaluation {
             watch_rules: true,
             query_timeout: "10s".into(),
             query_memory_bytes: 1 << 30,
+            max_exported_rows: 10_000,
         }
     }
 }
@@ -291,6 +293,8 @@ pub struct EvaluationConfig {
     pub watch_rules: bool,
     /// Time and memory limits of each indicator query (the sandbox).
     pub limits: crate::indicators::Limits,
+    /// Rows per indicator exported to /metrics (label cardinality cap); rules see every row.
+    pub max_exported_rows: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -434,6 +438,9 @@ impl Config {
         if interval < Duration::from_millis(10) {
             invalid("evaluation.interval", "must be at least 10ms".into());
         }
+        if raw.evaluation.max_exported_rows == 0 {
+            invalid("evaluation.max_exported_rows", "must be at least 1".into());
+        }
         if query_timeout < Duration::from_millis(10) {
             invalid("evaluation.query_timeout", "must be at least 10ms".into());
         }
@@ -570,6 +577,7 @@ impl Config {
                 interval,
                 rules: raw.evaluation.rules,
                 watch_rules: raw.evaluation.watch_rules,
+                max_exported_rows: raw.evaluation.max_exported_rows,
                 limits: crate::indicators::Limits {
                     time: query_timeout,
                     memory_bytes: raw.evaluation.query_memory_bytes,

@@ -111,6 +111,7 @@ fn publish_rules(shared: &Shared, book: &RuleBook, outcome: Arc<ReloadOutcome>) 
     for def in book.indicators.defs() {
         // A bounded label set: export each at 0 so increase() works from the start.
         m.indicator_errors.with_label_values(&[&def.name]);
+        m.capped_rows.with_label_values(&[def.name.as_str()]);
         for limit in ["time", "memory"] {
             m.indicator_limits
                 .with_label_values(&[def.name.as_str(), limit]);
@@ -313,6 +314,7 @@ pub async fn start_on(
         book_rx,
         book,
         shared.clone(),
+        config.evaluation.max_exported_rows,
     )));
     tasks.push(tokio::spawn(
         ReloadTask {
@@ -451,6 +453,7 @@ async fn evaluator(
     mut books: mpsc::Receiver<NewBook>,
     mut book: RuleBook,
     shared: Arc<Shared>,
+    max_exported_rows: usize,
 ) {
     let m = shared.metrics.clone();
     let mut engine = AlertEngine::new(&book.rules);
@@ -529,7 +532,12 @@ async fn evaluator(
             firing_now.insert(key);
         }
         firing_before = firing_now;
-        let mut families = indicator_families(&results);
+        let (mut families, capped) = indicator_families(&results, &alerts, max_exported_rows);
+        for (indicator, n) in &capped {
+            m.capped_rows
+                .with_label_values(&[indicator.as_str()])
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
         families.extend(alert_families(&alerts));
         number += 1;
         let evaluation = Evaluation {

@@ -13,9 +13,11 @@ use crate::util::*;
 /// Cheap on the empty tables it is planned against; 8 billion rows with 2,000 open lines.
 const RUNAWAY_SQL: &str = "SELECT a.supplier, COUNT(*) AS n \
     FROM po_lines a, po_lines b, po_lines c GROUP BY a.supplier";
-/// 4 million distinct groups with 2,000 open lines: far beyond a 16 MiB pool.
-const HOG_SQL: &str = "SELECT a.po || b.po AS supplier, COUNT(*) AS n \
-    FROM po_lines a, po_lines b GROUP BY 1";
+/// 4 million distinct groups with 2,000 open lines: far beyond a 16 MiB pool. One output row,
+/// so the few evaluations on the first lines to arrive (which fit) make one alert, not
+/// thousands.
+const HOG_SQL: &str = "SELECT 'all' AS supplier, COUNT(*) AS n FROM \
+    (SELECT a.po || b.po AS k, COUNT(*) AS c FROM po_lines a, po_lines b GROUP BY 1) AS g";
 const GOOD_SQL: &str = "SELECT supplier, COUNT(*) AS open_lines FROM po_lines GROUP BY supplier";
 
 const RULES: &str = r#"

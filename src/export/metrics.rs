@@ -18,7 +18,7 @@ use prometheus::{
 };
 
 use crate::alerts::{Alert, AlertState};
-use crate::indicators::IndicatorResult;
+use crate::indicators::{IndicatorResult, IndicatorRow};
 
 /// Names and help of every self-metric; a test checks `/metrics` against this list.
 pub const SELF_METRICS: &[(&str, &str)] = &[
@@ -103,6 +103,10 @@ pub const SELF_METRICS: &[(&str, &str)] = &[
     ("chainwatch_rules_loaded", "Alerting rules loaded."),
     ("chainwatch_indicators_loaded", "Indicators loaded."),
     (
+        "chainwatch_export_capped_rows",
+        "Indicator rows left out of /metrics at the last evaluation by evaluation.max_exported_rows, by indicator.",
+    ),
+    (
         "chainwatch_rules_last_reload_success",
         "1 when the last reload of the rule files succeeded (or none was tried since start), 0 when it failed and the previous rules still run.",
     ),
@@ -175,6 +179,8 @@ pub struct Metrics {
     pub indicator_limits: IntCounterVec,
     pub rules_loaded: IntGauge,
     pub indicators_loaded: IntGauge,
+    /// Rows per indicator left out of /metrics by the cap at the last evaluation.
+    pub capped_rows: IntGaugeVec,
     pub reload_success: IntGauge,
     pub reload_success_time: prometheus::Gauge,
     pub reloads: IntCounterVec,
@@ -267,6 +273,10 @@ impl Metrics {
             )),
             rules_loaded: reg!(IntGauge::with_opts(opts("chainwatch_rules_loaded"))),
             indicators_loaded: reg!(IntGauge::with_opts(opts("chainwatch_indicators_loaded"))),
+            capped_rows: reg!(IntGaugeVec::new(
+                opts("chainwatch_export_capped_rows"),
+                &["indicator"]
+            )),
             reload_success: reg!(IntGauge::with_opts(opts(
                 "chainwatch_rules_last_reload_success"
             ))),
@@ -336,17 +346,28 @@ pub fn indicator_metric_name(indicator: &str, column: &str) -> (String, f64) {
     }
 }
 
-/// One gauge family per indicator value column, one series per row (labels = label columns).
-pub fn indicator_families(results: &[IndicatorResult]) -> Vec<MetricFamily> {
+/// Indicator gauges, at most `max_rows` rows per indicator so a flood of new ids (suppliers,
+/// parts, lanes) cannot blow up `/metrics`. Rows that have an active alert are kept first (a
+/// supply manager must see the value behind an alert), then the others in label order; the
+/// number of rows left out per indicator is returned for `chainwatch_export_capped_rows`.
+/// Rules still see every row: only the export is capped.
+pub fn indicator_families(
+    results: &[IndicatorResult],
+    alerts: &[Alert],
+    max_rows: usize,
+) -> (Vec<MetricFamily>, BTreeMap<String, usize>) {
     let mut out = Vec::new();
+    let mut capped = BTreeMap::new();
     for r in results {
         let Some(first) = r.rows.first() else {
+            capped.insert(r.name.clone(), 0);
             continue;
         };
+        let rows = kept_rows(r, alerts, max_rows);
+        capped.insert(r.name.clone(), r.rows.len() - rows.len());
         for column in first.values.keys() {
             let (name, factor) = indicator_metric_name(&r.name, column);
-            let metrics = r
-                .rows
+            let metrics = rows
                 .iter()
                 .filter_map(|row| {
                     let v = row.values.get(column).copied().flatten()?;
@@ -360,7 +381,31 @@ pub fn indicator_families(results: &[IndicatorResult]) -> Vec<MetricFamily> {
             out.push(family(name, help, metrics));
         }
     }
-    out
+    (out, capped)
+}
+
+/// The rows to export: all when within `max_rows`, else alerted rows first, then label order.
+fn kept_rows<'a>(
+    r: &'a IndicatorResult,
+    alerts: &[Alert],
+    max_rows: usize,
+) -> Vec<&'a IndicatorRow> {
+    if r.rows.len() <= max_rows {
+        return r.rows.iter().collect();
+    }
+    let alerted = |row: &IndicatorRow| {
+        alerts.iter().any(|a| {
+            a.state != AlertState::Resolved
+                && row.labels.iter().all(|(k, v)| a.labels.get(k) == Some(v))
+        })
+    };
+    let mut rows: Vec<(bool, &IndicatorRow)> =
+        r.rows.iter().map(|row| (!alerted(row), row)).collect();
+    rows.sort_by(|a, b| (a.0, &a.1.labels).cmp(&(b.0, &b.1.labels)));
+    rows.into_iter()
+        .take(max_rows)
+        .map(|(_, row)| row)
+        .collect()
 }
 
 /// `chainwatch_alerts` and friends, from the pending and firing alerts.
@@ -407,6 +452,7 @@ mod tests {
         m.applied.with_label_values(&["milestone"]).inc();
         m.indicator_errors.with_label_values(&["x"]).inc();
         m.indicator_limits.with_label_values(&["x", "time"]).inc();
+        m.capped_rows.with_label_values(&["x"]).set(0);
         let text = m.render(&[]);
         for (name, _) in SELF_METRICS {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
@@ -415,6 +461,59 @@ mod tests {
         assert!(text.contains("chainwatch_ingest_rejected_total{reason=\"late_event\"} 0"));
         assert!(text.contains("chainwatch_rules_reloads_total{result=\"failure\"} 0"));
         assert!(text.contains("chainwatch_rules_last_reload_success 1"));
+    }
+
+    fn supplier_rows(n: usize) -> IndicatorResult {
+        IndicatorResult {
+            name: "supplier_delivery".into(),
+            rows: (0..n)
+                .map(|i| IndicatorRow {
+                    labels: BTreeMap::from([("supplier".to_string(), format!("S{i:05}"))]),
+                    values: BTreeMap::from([("open_lines".to_string(), Some(i as f64))]),
+                    row: BTreeMap::new(),
+                })
+                .collect(),
+        }
+    }
+
+    fn exported(families: &[MetricFamily]) -> Vec<String> {
+        families[0]
+            .get_metric()
+            .iter()
+            .map(|m| m.get_label()[0].value().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_flood_of_ids_is_capped_keeping_alerted_rows_and_counting_the_rest() {
+        let alert = |supplier: &str, state| Alert {
+            rule: "R".into(),
+            labels: BTreeMap::from([
+                ("alertname".to_string(), "R".to_string()),
+                ("supplier".to_string(), supplier.to_string()),
+            ]),
+            state,
+            severity: crate::alerts::Severity::Warning,
+            value: 1.0,
+            threshold: 1.0,
+            active_at: 0,
+            fired_at: None,
+            resolved_at: None,
+            last_evaluated: 0,
+            annotations: BTreeMap::new(),
+        };
+        let results = [supplier_rows(50_000)];
+        let alerts = [
+            alert("S49999", AlertState::Firing),
+            alert("S20000", AlertState::Pending),
+            alert("S30000", AlertState::Resolved),
+        ];
+        let (families, capped) = indicator_families(&results, &alerts, 3);
+        assert_eq!(exported(&families), ["S20000", "S49999", "S00000"]);
+        assert_eq!(capped["supplier_delivery"], 49_997);
+        let (families, capped) = indicator_families(&results, &[], 100_000);
+        assert_eq!(families[0].get_metric().len(), 50_000);
+        assert_eq!(capped["supplier_delivery"], 0);
     }
 
     #[test]
