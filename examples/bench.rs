@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chainwatch::config::Config;
-use chainwatch::feed::Feeder;
+use chainwatch::demo::Feeder;
 use chainwatch::indicators::Indicators;
 use chainwatch::ingest::decode::{EventDecoder, RejectReason};
 use chainwatch::pipeline;

@@ -12,16 +12,16 @@
 //! - [`export`]: metrics and the HTTP API.
 //! - [`pipeline`]: wires the stages together with bounded channels.
 //! - [`reload`]: hot reload of the rules (file change, SIGHUP, `POST /-/reload`).
-//! - [`sim`] and [`feed`]: the simulated supply network and its Kafka producer.
+//! - [`sim`] and [`demo`]: the simulated supply network and its Kafka producer.
 //! - [`backtest`]: replay of recorded events through the rules, scored against real breaches.
 //! - [`ruletest`]: rule unit tests (`chainwatch rules test`), on the same replay.
 
 pub mod alerts;
 pub mod backtest;
 pub mod config;
+pub mod demo;
 pub mod events;
 pub mod export;
-pub mod feed;
 pub mod indicators;
 pub mod ingest;
 pub mod pipeline;

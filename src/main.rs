@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
 use chainwatch::config::Config;
-use chainwatch::feed::Feeder;
+use chainwatch::demo::Feeder;
 use chainwatch::ingest::kafka;
 use chainwatch::pipeline;
 use chainwatch::sim::{SimConfig, Simulator};
@@ -212,7 +212,7 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let embedded = config.kafka.brokers.is_none();
     let mut feeder_task = None;
     let running = if embedded {
-        let (running, live) = chainwatch::feed::start_demo(config.clone()).await?;
+        let (running, live) = chainwatch::demo::start_demo(config.clone()).await?;
         feeder_task = Some(live);
         let base = format!("http://{}", running.http_addr);
         println!(

@@ -199,14 +199,14 @@ pub fn date(ms: i64) -> String {
 /// the HTTP base URL.
 pub async fn start_demo() -> (
     Running,
-    tokio::task::JoinHandle<Result<usize, chainwatch::feed::FeedError>>,
+    tokio::task::JoinHandle<Result<usize, chainwatch::demo::ProduceError>>,
     String,
 ) {
     let mut config = Config::default();
     config.http.listen = "127.0.0.1:0".parse().expect("addr");
     config.evaluation.rules = repo_path("rules");
     config.evaluation.interval = Duration::from_millis(500);
-    let (running, live) = chainwatch::feed::start_demo(config)
+    let (running, live) = chainwatch::demo::start_demo(config)
         .await
         .expect("demo starts");
     let base = format!("http://{}", running.http_addr);

@@ -44,10 +44,14 @@ pub enum RejectReason {
     LateEvent,
     /// Payload larger than the configured maximum.
     TooLarge,
+    /// A record of a supplier feed that cannot be read in the feed's format (a CSV row with
+    /// the wrong number of columns, bytes the encoding cannot decode, a JSON record that is
+    /// not an object).
+    InvalidRecord,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 9] = [
+    pub const ALL: [RejectReason; 10] = [
         RejectReason::InvalidJson,
         RejectReason::WrongType,
         RejectReason::UnknownKind,
@@ -57,6 +61,7 @@ impl RejectReason {
         RejectReason::InvalidDate,
         RejectReason::LateEvent,
         RejectReason::TooLarge,
+        RejectReason::InvalidRecord,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,6 +75,7 @@ impl RejectReason {
             RejectReason::InvalidDate => "invalid_date",
             RejectReason::LateEvent => "late_event",
             RejectReason::TooLarge => "too_large",
+            RejectReason::InvalidRecord => "invalid_record",
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Feed: the simulator's events -> Kafka topics.
+//! Demo feed: the simulator's events -> Kafka topics.
 //!
 //! In: a [`Simulator`] and a producer. Out: messages on the input topics (keyed as producers
 //! should key them: by supplier, WMS events by site), either a finite history
@@ -23,7 +23,7 @@ pub enum DemoError {
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
     #[error(transparent)]
-    Feed(#[from] FeedError),
+    Feed(#[from] ProduceError),
     #[error("embedded producer: {0}")]
     Producer(#[from] rdkafka::error::KafkaError),
     #[error("simulator.history is out of range")]
@@ -35,7 +35,7 @@ pub enum DemoError {
 /// simulated time running live at `simulator.speed` until shutdown.
 pub async fn start_demo(
     mut config: Config,
-) -> Result<(Running, tokio::task::JoinHandle<Result<usize, FeedError>>), DemoError> {
+) -> Result<(Running, tokio::task::JoinHandle<Result<usize, ProduceError>>), DemoError> {
     // Simulated time runs `speed` times faster than the wall clock, so the allowed lateness
     // must cover the wall-clock skew between partitions (a busy machine easily lags a few
     // seconds): at least 30 s of wall time, i.e. 30 h of event time at 3600x.
@@ -73,7 +73,7 @@ pub async fn start_demo(
 /// A message could not be delivered.
 #[derive(Debug, thiserror::Error)]
 #[error("producing to {topic}: {message}")]
-pub struct FeedError {
+pub struct ProduceError {
     pub topic: String,
     pub message: String,
 }
@@ -86,7 +86,7 @@ pub struct Feeder {
 
 impl Feeder {
     /// Produce events and wait until every one is acknowledged.
-    pub async fn produce(&self, events: &[SimEvent]) -> Result<usize, FeedError> {
+    pub async fn produce(&self, events: &[SimEvent]) -> Result<usize, ProduceError> {
         for chunk in events.chunks(5_000) {
             let sends = chunk.iter().map(|e| {
                 let topic = self.topics.for_source(e.source);
@@ -98,7 +98,7 @@ impl Feeder {
             });
             for (r, e) in join_all(sends).await.into_iter().zip(chunk) {
                 if let Err((err, _)) = r {
-                    return Err(FeedError {
+                    return Err(ProduceError {
                         topic: self.topics.for_source(e.source).to_string(),
                         message: err.to_string(),
                     });
@@ -113,7 +113,7 @@ impl Feeder {
         &self,
         sim: &mut Simulator,
         until: DateTime<Utc>,
-    ) -> Result<usize, FeedError> {
+    ) -> Result<usize, ProduceError> {
         let mut total = 0;
         while sim.now() < until {
             let step = (sim.now() + chrono::Duration::days(1)).min(until);
@@ -128,7 +128,7 @@ impl Feeder {
         mut sim: Simulator,
         speed: f64,
         mut shutdown: watch::Receiver<bool>,
-    ) -> Result<usize, FeedError> {
+    ) -> Result<usize, ProduceError> {
         let started = tokio::time::Instant::now();
         let sim_start = sim.now();
         let mut total = 0;
