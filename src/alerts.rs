@@ -25,6 +25,7 @@ use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, Empirical};
 use statrs::statistics::Statistics;
 
+use crate::network::{Network, RankedAlternate};
 use crate::rules::template::{self, Templates};
 use crate::rules::{AlertRule, Baseline, BaselineMethod, Op, RuleSet, Thresholds};
 
@@ -122,6 +123,22 @@ pub struct Alert {
     pub last_evaluated: i64,
     /// Rendered annotations (summary, description, runbook_url ...).
     pub annotations: BTreeMap<String, String>,
+    /// For an alert on parts (a `part` label, or `affected_parts` in its row): each part's
+    /// qualified alternate sources, ranked (those that deliver before the line stops first).
+    pub alternates: Vec<PartAlternates>,
+}
+
+/// The re-sourcing options of one part named by an alert.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PartAlternates {
+    /// Part id.
+    pub part: String,
+    /// Days until the part runs out (`days_of_supply` of the row), when known.
+    pub days_until_stop: Option<f64>,
+    /// `single_source`, `dual_source` or `multi_source` (qualified alternates with capacity).
+    pub risk_class: &'static str,
+    /// Qualified alternates with capacity, ranked.
+    pub alternates: Vec<RankedAlternate>,
 }
 
 /// Evaluation errors; the engine's state stays consistent after any of them.
@@ -167,6 +184,7 @@ impl Entry {
                 resolved_at: None,
                 last_evaluated: now_ms,
                 annotations: BTreeMap::new(),
+                alternates: Vec::new(),
             },
             last_true: now_ms,
         }
@@ -187,6 +205,8 @@ pub struct AlertEngine {
     active: BTreeMap<String, BTreeMap<Identity, Entry>>,
     /// Value histories of rules with a baseline, by rule, then identity.
     baselines: BTreeMap<String, BTreeMap<Identity, History>>,
+    /// The supply network, for the alternates of alerts on parts.
+    network: Option<std::sync::Arc<Network>>,
 }
 
 /// Recorded values of one entity for a baseline, oldest first.
@@ -269,6 +289,7 @@ impl AlertEngine {
             templates: Templates::default(),
             active: BTreeMap::new(),
             baselines: BTreeMap::new(),
+            network: None,
         };
         engine.set_rules(rules);
         engine
@@ -301,6 +322,11 @@ impl AlertEngine {
         self.rules = new;
     }
 
+    /// The supply network alerts on parts take their alternates from.
+    pub fn set_network(&mut self, network: std::sync::Arc<Network>) {
+        self.network = Some(network);
+    }
+
     /// The rule named `name`, to find its indicator and value column.
     pub fn rule(&self, name: &str) -> Option<&AlertRule> {
         self.rules.get(name)
@@ -322,6 +348,7 @@ impl AlertEngine {
             templates,
             active,
             baselines,
+            network,
         } = self;
         let Some(rule) = rules.get(rule) else {
             return Err(AlertError::UnknownRule {
@@ -329,7 +356,7 @@ impl AlertEngine {
             });
         };
         let mut by_identity: BTreeMap<Identity, Vec<&Sample>> = BTreeMap::new();
-        for sample in samples {
+        for sample in samples.iter().filter(|s| rule.selects(&s.labels)) {
             by_identity
                 .entry(identity(rule, &sample.labels))
                 .or_default()
@@ -395,8 +422,17 @@ impl AlertEngine {
                 alert.state = AlertState::Firing;
                 alert.fired_at = Some(now_ms);
             }
+            if let Some(net) = network.as_deref() {
+                alert.alternates = part_alternates(net, &sample.labels, &sample.row);
+            }
             let ctx = context(rule, alert, &sample.row, &thresholds, baseline.as_ref());
             alert.annotations = templates.render(rule, &ctx);
+            if !alert.alternates.is_empty() && !rule.annotations.contains_key("alternates") {
+                alert.annotations.insert(
+                    "alternates".to_string(),
+                    describe_alternates(&alert.alternates),
+                );
+            }
             handled.insert(id);
         }
         let keep_ms = millis(rule.keep_firing_for);
@@ -503,6 +539,110 @@ fn millis(duration: std::time::Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// The parts an indicator row is about: its `part` label, else its `affected_parts` column
+/// (a list, or its text: ids separated by commas or spaces, in brackets or not).
+fn parts_of(
+    labels: &BTreeMap<String, String>,
+    row: &BTreeMap<String, serde_json::Value>,
+) -> Vec<String> {
+    if let Some(p) = labels.get("part").filter(|p| !p.is_empty()) {
+        return vec![p.clone()];
+    }
+    match row.get("affected_parts") {
+        // A list column reaches rows as its display text, `[P-1, P-2]`.
+        Some(serde_json::Value::String(s)) => s
+            .split([',', ' ', '[', ']'])
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect(),
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The ranked alternates of each part of the row that the network knows.
+fn part_alternates(
+    net: &Network,
+    labels: &BTreeMap<String, String>,
+    row: &BTreeMap<String, serde_json::Value>,
+) -> Vec<PartAlternates> {
+    let days = row
+        .get("days_of_supply")
+        .and_then(serde_json::Value::as_f64)
+        .filter(|d| d.is_finite());
+    let mut parts = parts_of(labels, row);
+    parts.sort();
+    parts.dedup();
+    parts
+        .into_iter()
+        .filter_map(|part| {
+            let known = net.part(&part)?;
+            let qualified = known.alternates.iter().filter(|a| a.is_usable()).count();
+            Some(PartAlternates {
+                alternates: net.ranked_alternates(&part, days),
+                risk_class: crate::network::RiskClass::from_alternates(qualified).as_str(),
+                part,
+                days_until_stop: days,
+            })
+        })
+        .collect()
+}
+
+/// One line per part for the `alternates` annotation, e.g.
+/// `P-1007 (stops in 9.5 d): SUP-T1-011 400/day lead 7 d in time; SUP-T1-015 250/day lead 21 d too late`.
+pub fn describe_alternates(parts: &[PartAlternates]) -> String {
+    parts
+        .iter()
+        .map(|p| {
+            let head = match p.days_until_stop {
+                Some(d) => format!("{} (stops in {d:.1} d)", p.part),
+                None => p.part.clone(),
+            };
+            if p.alternates.is_empty() {
+                return format!(
+                    "{head}: no qualified alternate with capacity ({})",
+                    p.risk_class
+                );
+            }
+            let alts = p
+                .alternates
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{} {}/day lead {} d{}",
+                        a.supplier,
+                        short(a.capacity_per_day),
+                        short(a.lead_time_days),
+                        if p.days_until_stop.is_none() {
+                            ""
+                        } else if a.in_time {
+                            " in time"
+                        } else {
+                            " too late"
+                        }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            format!("{head}: {alts}")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A number for people: whole when it is (or is large), else one decimal.
+fn short(v: f64) -> String {
+    if v.fract() == 0.0 || v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.1}")
+    }
+}
+
 /// What annotation templates see.
 fn context(
     rule: &AlertRule,
@@ -525,6 +665,7 @@ fn context(
         alertname => &rule.name,
         indicator => &rule.indicator,
         row => row,
+        alternates => &alert.alternates,
         active_at => template::rfc3339(alert.active_at),
     }
 }
@@ -548,6 +689,8 @@ mod tests {
             critical: Some(0.75),
             clear: None,
             overrides: Vec::new(),
+            filter: Vec::new(),
+            filter_locations: Vec::new(),
             baseline: None,
             for_: Duration::from_secs(60 * for_min),
             keep_firing_for: Duration::from_secs(60 * keep_min),

@@ -68,6 +68,8 @@ struct RawConfig {
     evaluation: RawEvaluation,
     http: RawHttp,
     simulator: RawSimulator,
+    feeds: RawFeeds,
+    network: RawNetwork,
 }
 
 #[derive(Debug, Deserialize)]
@@ -227,6 +229,44 @@ impl Default for RawHttp {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+struct RawFeeds {
+    dir: PathBuf,
+    watch: bool,
+}
+
+impl Default for RawFeeds {
+    fn default() -> Self {
+        RawFeeds {
+            dir: PathBuf::from("feeds"),
+            watch: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawNetwork {
+    dir: PathBuf,
+    topic: String,
+    max_depth: usize,
+    exposure_every: String,
+    horizon: String,
+}
+
+impl Default for RawNetwork {
+    fn default() -> Self {
+        RawNetwork {
+            dir: PathBuf::from("network"),
+            topic: "chainwatch.network".into(),
+            max_depth: 5,
+            exposure_every: "1m".into(),
+            horizon: "365d".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 struct RawSimulator {
     seed: u64,
     history: String,
@@ -256,6 +296,32 @@ pub struct Config {
     pub evaluation: EvaluationConfig,
     pub http: HttpConfig,
     pub simulator: SimulatorConfig,
+    pub feeds: FeedsConfig,
+    pub network: NetworkConfig,
+}
+
+/// Supplier feeds in their own formats (`feeds/*.yaml`, docs/feeds.md).
+#[derive(Debug, Clone)]
+pub struct FeedsConfig {
+    /// Directory of feed definitions; a missing directory means no feeds.
+    pub dir: PathBuf,
+    /// Apply added, changed and removed definitions while running.
+    pub watch: bool,
+}
+
+/// The supply network (docs/network.md): files, a compacted topic, exposure maths.
+#[derive(Debug, Clone)]
+pub struct NetworkConfig {
+    /// Directory of network files; a missing directory means none.
+    pub dir: PathBuf,
+    /// Compacted topic with network records (read from the beginning on every start).
+    pub topic: String,
+    /// How many tiers a disruption is rolled up through.
+    pub max_depth: usize,
+    /// Wall-clock time between recomputations of time-to-survive and the exposure ranking.
+    pub exposure_every: Duration,
+    /// Time to survive is capped at this.
+    pub horizon: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -422,6 +488,8 @@ impl Config {
         let query_timeout = duration("evaluation.query_timeout", &raw.evaluation.query_timeout);
         let history = duration("simulator.history", &raw.simulator.history);
         let request_timeout = duration("http.request_timeout", &raw.http.request_timeout);
+        let exposure_every = duration("network.exposure_every", &raw.network.exposure_every);
+        let horizon = duration("network.horizon", &raw.network.horizon);
         let mut invalid = |key: &str, message: String| {
             errors.push(ConfigError::Invalid {
                 path: path.to_path_buf(),
@@ -429,6 +497,18 @@ impl Config {
                 message,
             })
         };
+        if !(1..=9).contains(&raw.network.max_depth) {
+            invalid("network.max_depth", "must be between 1 and 9".into());
+        }
+        if exposure_every < Duration::from_secs(1) {
+            invalid("network.exposure_every", "must be at least 1s".into());
+        }
+        if horizon < Duration::from_secs(86_400) {
+            invalid("network.horizon", "must be at least 1d".into());
+        }
+        if raw.network.topic.is_empty() {
+            invalid("network.topic", "must not be empty".into());
+        }
         if raw.batch.max_rows == 0 {
             invalid("batch.max_rows", "must be at least 1".into());
         }
@@ -480,6 +560,19 @@ impl Config {
             &raw.kafka.topics.logistics,
             &raw.kafka.dead_letter_topic,
         ];
+        if raw
+            .kafka
+            .topics
+            .all()
+            .into_iter()
+            .chain([raw.kafka.dead_letter_topic.as_str()])
+            .any(|t| t == raw.network.topic)
+        {
+            invalid(
+                "network.topic",
+                "must differ from the input and dead-letter topics".into(),
+            );
+        }
         if names.iter().any(|t| t.is_empty()) {
             invalid("kafka.topics", "topic names must not be empty".into());
         }
@@ -596,6 +689,17 @@ impl Config {
                 speed: raw.simulator.speed,
                 malformed_every: raw.simulator.malformed_every,
             },
+            feeds: FeedsConfig {
+                dir: raw.feeds.dir,
+                watch: raw.feeds.watch,
+            },
+            network: NetworkConfig {
+                dir: raw.network.dir,
+                topic: raw.network.topic,
+                max_depth: raw.network.max_depth,
+                exposure_every,
+                horizon,
+            },
         })
     }
 }
@@ -612,6 +716,23 @@ mod tests {
         assert_eq!(c.evaluation.interval, Duration::from_secs(5));
         assert_eq!(c.http.listen.to_string(), "127.0.0.1:9750");
         assert_eq!(c.retention.window_ms, 90 * 86_400_000);
+    }
+
+    #[test]
+    fn shipped_configs_parse_and_network_keys_are_checked() {
+        let docker = include_str!("../docker/chainwatch.toml");
+        let c = Config::parse(Path::new("docker/chainwatch.toml"), docker).expect("valid");
+        assert_eq!(c.feeds.dir, PathBuf::from("/etc/chainwatch/feeds"));
+        assert_eq!(c.network.max_depth, 5);
+        let e = Config::parse(
+            Path::new("c.toml"),
+            "[network]\nmax_depth = 0\ntopic = \"chainwatch.erp\"\nhorizon = \"1h\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        for key in ["network.max_depth", "network.topic", "network.horizon"] {
+            assert!(e.contains(key), "{key}: {e}");
+        }
     }
 
     #[test]

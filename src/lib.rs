@@ -4,11 +4,19 @@
 //!
 //! - [`config`]: strict TOML configuration -> validated [`config::Config`].
 //! - [`events`]: the canonical ERP / WMS / logistics events and their Arrow schemas.
-//! - [`ingest`]: Kafka consumer, JSON -> Arrow decoding and validation, dead letters.
+//! - [`feeds`]: supplier feed definitions (CSV / JSON in their own formats) mapped to
+//!   canonical events, and their dry run (`chainwatch feeds validate`).
+//! - [`ingest`]: Kafka consumer, JSON -> Arrow decoding and validation, feed mapping, dead
+//!   letters.
 //! - [`state`]: open PO lines, shipments, inventory and a rolling window, as Arrow tables.
 //! - [`indicators`]: DataFusion SQL over the state tables, in event time.
 //! - [`rules`]: threshold rule files (Prometheus alerting-rule shape), parsed and checked.
-//! - [`alerts`]: the alert state machine (pending -> firing -> resolved) keyed by label set.
+//! - [`network`]: the supply network (tiers, links, alternates): roll-up paths, concentration,
+//!   time to survive / recover and the risk exposure ranking.
+//! - [`catalog`]: master data in force (feeds + network from files and the network topic),
+//!   reloaded while running.
+//! - [`alerts`]: the alert state machine (pending -> firing -> resolved) keyed by label set,
+//!   with the ranked alternates of the parts an alert names.
 //! - [`export`]: metrics and the HTTP API.
 //! - [`pipeline`]: wires the stages together with bounded channels.
 //! - [`reload`]: hot reload of the rules (file change, SIGHUP, `POST /-/reload`).
@@ -18,12 +26,15 @@
 
 pub mod alerts;
 pub mod backtest;
+pub mod catalog;
 pub mod config;
 pub mod demo;
 pub mod events;
 pub mod export;
+pub mod feeds;
 pub mod indicators;
 pub mod ingest;
+pub mod network;
 pub mod pipeline;
 pub mod reload;
 pub mod rules;

@@ -41,6 +41,76 @@ enum Command {
     /// Replay recorded events through the rules in event time and score the alerts against the
     /// late deliveries and stock-outs in the data.
     Backtest(BacktestArgs),
+    /// Supplier feed tooling (definitions in feeds/*.yaml; docs/feeds.md).
+    Feeds {
+        #[command(subcommand)]
+        command: FeedsCommand,
+    },
+    /// Supply network tooling (network/*.yaml; docs/network.md).
+    Network {
+        #[command(subcommand)]
+        command: NetworkCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum FeedsCommand {
+    /// Check every feed definition of a directory strictly; exit 1 on any error.
+    Check {
+        /// Feeds directory.
+        #[arg(default_value = "feeds")]
+        dir: PathBuf,
+    },
+    /// Dry run: map a sample file through a feed definition and report what would be ingested,
+    /// every rejected record with its row and reason, and field coverage. Nothing is
+    /// subscribed or produced. Exit 0 when every record maps, 1 when some are rejected, 2 when
+    /// the definition itself is invalid.
+    Validate {
+        /// The feed definition file.
+        feed: PathBuf,
+        /// A sample message: one file as the supplier sends it.
+        #[arg(long)]
+        sample: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum NetworkCommand {
+    /// Check the network files (and the feeds' supplier blocks); exit 1 on any error.
+    Check {
+        /// Network directory.
+        #[arg(long, default_value = "network")]
+        network: PathBuf,
+        /// Feeds directory whose supplier blocks join the network.
+        #[arg(long, default_value = "feeds")]
+        feeds: PathBuf,
+    },
+    /// Rank the supplier nodes by risk exposure: time to survive (LP over stock, alternates'
+    /// capacity and lead time) against time to recover, and the lost value.
+    Exposure {
+        /// Network directory.
+        #[arg(long, default_value = "network")]
+        network: PathBuf,
+        /// Feeds directory whose supplier blocks join the network.
+        #[arg(long, default_value = "feeds")]
+        feeds: PathBuf,
+        /// Recorded events (JSON lines) giving stock and demand: the state at their end is
+        /// used. Without it, every part counts with no stock and no demand.
+        #[arg(long)]
+        events: Option<PathBuf>,
+        /// Use the simulator's network (seed 42) instead of the files: a demo.
+        #[arg(long)]
+        sim: bool,
+        /// Time to survive is capped at this.
+        #[arg(long, default_value = "365d")]
+        horizon: String,
+        /// Print JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -180,6 +250,8 @@ fn main() -> ExitCode {
                 command: RulesCommand::Test { files },
             }) => rules_test(files).await,
             Some(Command::Backtest(args)) => backtest(args).await,
+            Some(Command::Feeds { command }) => feeds_command(command),
+            Some(Command::Network { command }) => network_command(command),
         }
     });
     match result {
@@ -287,11 +359,35 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         producer,
         topics: config.kafka.topics.clone(),
     };
-    let n = feeder.history(&mut sim, until).await?;
+    // The tier-2 suppliers' own feeds (feeds/*.yaml map them) and the supply network on its
+    // compacted topic, as in the embedded demo.
+    chainwatch::demo::ensure_feed_topics(&config.kafka, &brokers).await?;
+    let topic = config.network.topic.as_str();
+    if let Err(e) = kafka::create_topics(
+        &config.kafka,
+        &brokers,
+        &[topic],
+        &[("cleanup.policy", "compact")],
+    )
+    .await
+    {
+        eprintln!("could not create the network topic {topic}: {e}");
+    }
+    let net = chainwatch::network::Network::from_sim(sim.network());
+    let records = chainwatch::catalog::publish_network(&feeder.producer, topic, &net).await?;
+    println!("published the network ({records} records) to {topic}");
+    let mut feeds = chainwatch::sim::Tier2Feeds::new(sim.network(), args.seed, sim.now());
+    let n = feeder
+        .history_with_feeds(&mut sim, Some(&mut feeds), until)
+        .await?;
     println!("produced {n} events up to {until}");
     if args.live {
         let (_tx, rx) = tokio::sync::watch::channel(false);
-        let live = tokio::spawn(async move { feeder.live(sim, args.speed, rx).await });
+        let live = tokio::spawn(async move {
+            feeder
+                .live_with_feeds(sim, Some(feeds), args.speed, rx)
+                .await
+        });
         wait_for_signal().await;
         live.abort();
     }
@@ -463,6 +559,147 @@ async fn backtest(args: BacktestArgs) -> anyhow::Result<ExitCode> {
         log.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn feeds_command(command: FeedsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        FeedsCommand::Check { dir } => match chainwatch::feeds::load_dir(&dir) {
+            Ok(set) => {
+                println!("{}: {} feeds: OK", dir.display(), set.len());
+                for f in set.iter() {
+                    println!(
+                        "  {} (supplier {}, tier {}) on topic {}",
+                        f.name, f.supplier.id, f.supplier.tier, f.topic
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(errors) => {
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                eprintln!("{} error(s)", errors.len());
+                Ok(ExitCode::from(1))
+            }
+        },
+        FeedsCommand::Validate { feed, sample, json } => {
+            let def = match chainwatch::feeds::load_file(&feed) {
+                Ok(def) => def,
+                Err(errors) => {
+                    for e in &errors {
+                        eprintln!("{e}");
+                    }
+                    eprintln!("{} error(s) in the definition", errors.len());
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let report = chainwatch::feeds::validate::validate_file(&def, &sample)
+                .with_context(|| format!("reading {}", sample.display()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{report}");
+            }
+            Ok(if report.is_clean() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
+}
+
+/// The network of the files plus the feeds' supplier blocks, or every error.
+fn load_network(
+    network: &std::path::Path,
+    feeds: &std::path::Path,
+) -> Result<chainwatch::network::Network, Vec<String>> {
+    let files = chainwatch::catalog::load_network(network).map_err(|e| vec![e.to_string()])?;
+    let feeds = chainwatch::catalog::load_feeds(feeds).map_err(|e| vec![e.to_string()])?;
+    let mut net = files;
+    net.merge(chainwatch::catalog::network_of_feeds(&feeds));
+    let problems = net.check();
+    if problems.is_empty() {
+        Ok(net)
+    } else {
+        Err(problems.iter().map(ToString::to_string).collect())
+    }
+}
+
+fn network_command(command: NetworkCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        NetworkCommand::Check { network, feeds } => match load_network(&network, &feeds) {
+            Ok(net) => {
+                println!(
+                    "network: {} suppliers, {} links, {} parts: OK",
+                    net.suppliers.len(),
+                    net.links.len(),
+                    net.parts.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(errors) => {
+                for e in &errors {
+                    eprintln!("{e}");
+                }
+                Ok(ExitCode::from(1))
+            }
+        },
+        NetworkCommand::Exposure {
+            network,
+            feeds,
+            events,
+            sim,
+            horizon,
+            json,
+        } => {
+            let horizon = chainwatch::config::parse_duration(&horizon)
+                .map_err(|e| anyhow::anyhow!("--horizon: {e}"))?;
+            let net = if sim {
+                chainwatch::network::Network::from_sim(
+                    Simulator::new(SimConfig::default()).network(),
+                )
+            } else {
+                match load_network(&network, &feeds) {
+                    Ok(net) => net,
+                    Err(errors) => {
+                        for e in &errors {
+                            eprintln!("{e}");
+                        }
+                        return Ok(ExitCode::from(1));
+                    }
+                }
+            };
+            let supply = match &events {
+                Some(path) => {
+                    let log = chainwatch::backtest::source::EventLog::read_jsonl(path)?;
+                    let mut state = chainwatch::state::State::new(Config::default().retention);
+                    if let Some(batch) = &log.batch {
+                        let times = batch
+                            .column(chainwatch::events::col::EVENT_TIME)
+                            .as_any()
+                            .downcast_ref::<arrow::array::TimestampMillisecondArray>()
+                            .map(|a| a.values().iter().copied().max().unwrap_or(0))
+                            .unwrap_or(0);
+                        state.apply(batch, times);
+                    }
+                    chainwatch::catalog::part_supply(&state.snapshot(), &net)
+                }
+                None => Vec::new(),
+            };
+            let options = chainwatch::network::ExposureOptions {
+                horizon_days: horizon.as_secs_f64() / 86_400.0,
+                ..Default::default()
+            };
+            let nodes = chainwatch::network::ranking(&net, &supply, &options);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&nodes)?);
+            } else {
+                print!("{}", chainwatch::network::RankingTable(&nodes));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 fn parse_ms(flag: &str, text: &str) -> anyhow::Result<i64> {

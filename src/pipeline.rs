@@ -10,6 +10,8 @@
 //!            /metrics, /api <-- Shared <-- evaluator (indicator SQL, alert rules)
 //!                                                     ^ new RuleBook (only a fully valid one)
 //!        file change, SIGHUP, POST /-/reload --> reload task (load_rulebook)
+//!   feeds/, network/ files, network topic --> catalog task --> ingest (feed topics),
+//!                                                           evaluator (network tables)
 //! ```
 //! Channels are bounded, so a slow stage slows the consumer instead of growing memory. The
 //! evaluator gets at most one pending snapshot: if it is still busy, the tick is skipped and
@@ -30,6 +32,7 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use crate::alerts::{AlertEngine, AlertState, Sample};
+use crate::catalog::{self, Catalog, CatalogTask};
 use crate::config::Config;
 use crate::export::metrics::{alert_families, indicator_families, Metrics};
 use crate::export::{http, Evaluation, PartitionStatus, RulesView, Shared};
@@ -45,6 +48,9 @@ pub enum PipelineError {
     /// Rule or indicator files are invalid; every problem is listed, one per line.
     #[error("invalid rules:\n{0}")]
     Rules(String),
+    /// Feed definitions or network files are invalid.
+    #[error(transparent)]
+    Catalog(#[from] catalog::CatalogError),
     /// Kafka clients could not be set up.
     #[error(transparent)]
     Kafka(#[from] kafka::KafkaSetupError),
@@ -244,8 +250,34 @@ pub async fn start_on(
             ))
         }
     };
-    if config.kafka.create_topics && embedded.is_none() {
-        kafka::ensure_topics(&config.kafka, &brokers).await?;
+    let sources = {
+        let c = config.clone();
+        tokio::task::spawn_blocking(move || catalog::load_sources(&c))
+            .await
+            .map_err(|e| PipelineError::Embedded(format!("loading master data: {e}")))??
+    };
+    let feed_topics: Vec<String> = sources
+        .feeds
+        .topics()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let k = &config.kafka;
+    if let Some(cluster) = &embedded {
+        for t in feed_topics.iter().chain([&config.network.topic]) {
+            // Already there when the demo created it: nothing to do.
+            let _ = cluster.create_topic(t, k.partitions, 1);
+        }
+    } else if k.create_topics {
+        kafka::ensure_topics(k, &brokers).await?;
+        let names: Vec<&str> = feed_topics.iter().map(String::as_str).collect();
+        kafka::create_topics(k, &brokers, &names, &[]).await?;
+        let compact = [("cleanup.policy", "compact")];
+        if let Err(e) =
+            kafka::create_topics(k, &brokers, &[config.network.topic.as_str()], &compact).await
+        {
+            tracing::warn!(error = %e, "Could not create the network topic.");
+        }
     }
     let metrics = Metrics::new();
     let shared = Shared::new(
@@ -257,6 +289,14 @@ pub async fn start_on(
         },
     );
     publish_rules(&shared, &book, Arc::new(loaded));
+    let first = Arc::new(sources.build());
+    catalog::publish_network_metrics(&metrics, &first.network);
+    metrics.feeds_loaded.set(first.feeds.len() as i64);
+    if let Ok(mut c) = shared.catalog.write() {
+        *c = first.clone();
+    }
+    let (feeds_tx, feeds_rx) = watch::channel(first.feeds.clone());
+    let (catalog_tx, catalog_rx) = watch::channel(first.clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     // Installed before the port opens, so a SIGHUP sent once the service answers is handled.
     #[cfg(unix)]
@@ -270,8 +310,20 @@ pub async fn start_on(
             .create()
             .map_err(kafka::KafkaSetupError::Client)?,
     );
+    let input_topics: Vec<String> = config
+        .kafka
+        .topics
+        .all()
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+    let subscribed: Vec<&str> = input_topics
+        .iter()
+        .chain(&feed_topics)
+        .map(String::as_str)
+        .collect();
     consumer
-        .subscribe(&config.kafka.topics.all())
+        .subscribe(&subscribed)
         .map_err(kafka::KafkaSetupError::Client)?;
     let producer: FutureProducer = kafka::producer_config(&config.kafka, &brokers)
         .create()
@@ -298,6 +350,9 @@ pub async fn start_on(
         batch: config.batch.clone(),
         watermark: Watermark::new(config.allowed_lateness),
         metrics: metrics.clone(),
+        input_topics,
+        feeds: feeds_rx,
+        consumed: Default::default(),
     };
     let mut tasks = vec![http_task];
     tasks.push(tokio::spawn(ingest.run(batch_tx, shutdown_rx.clone())));
@@ -312,10 +367,27 @@ pub async fn start_on(
     tasks.push(tokio::spawn(evaluator(
         eval_rx,
         book_rx,
+        catalog_rx,
         book,
         shared.clone(),
-        config.evaluation.max_exported_rows,
+        EvalOptions {
+            max_exported_rows: config.evaluation.max_exported_rows,
+            exposure_every: config.network.exposure_every,
+            horizon_days: config.network.horizon.as_secs_f64() / 86_400.0,
+        },
     )));
+    tasks.push(tokio::spawn(
+        CatalogTask {
+            config: config.clone(),
+            brokers: brokers.clone(),
+            sources,
+            catalog: catalog_tx,
+            feeds: feeds_tx,
+            metrics: metrics.clone(),
+            create_topics: embedded.is_none() && config.kafka.create_topics,
+        }
+        .run(shutdown_rx.clone()),
+    ));
     tasks.push(tokio::spawn(
         ReloadTask {
             dir: rules_dir.clone(),
@@ -378,6 +450,14 @@ async fn state_stage(
         tokio::select! {
             batch = batches.recv() => {
                 let Some(batch) = batch else { break };
+                if !batch.feeds.is_empty() {
+                    state.record_feeds(&batch.feeds);
+                    for t in &batch.feeds {
+                        if let Some(at) = state.feed_activity(&t.feed).and_then(|a| a.last_event_at) {
+                            m.feed_last_event.with_label_values(&[&t.feed]).set(at as f64 / 1000.0);
+                        }
+                    }
+                }
                 if let Some(events) = &batch.events {
                     let stats = state.apply(events, batch.watermark);
                     for (kind, n) in &stats.applied {
@@ -446,17 +526,30 @@ pub(crate) fn samples_for(result: &IndicatorResult, value: &str) -> Vec<Sample> 
         .collect()
 }
 
+/// Evaluator settings.
+struct EvalOptions {
+    max_exported_rows: usize,
+    exposure_every: Duration,
+    horizon_days: f64,
+}
+
 /// Run indicators and rules on each snapshot and publish the outcome. A new rule book from
-/// the reload task is swapped in between two evaluations.
+/// the reload task is swapped in between two evaluations; so is new master data.
 async fn evaluator(
     mut snapshots: mpsc::Receiver<Tables>,
     mut books: mpsc::Receiver<NewBook>,
+    mut catalogs: watch::Receiver<Arc<Catalog>>,
     mut book: RuleBook,
     shared: Arc<Shared>,
-    max_exported_rows: usize,
+    options: EvalOptions,
 ) {
+    let max_exported_rows = options.max_exported_rows;
     let m = shared.metrics.clone();
     let mut engine = AlertEngine::new(&book.rules);
+    let mut catalog = catalogs.borrow_and_update().clone();
+    engine.set_network(catalog.network.clone());
+    let mut catalog_open = true;
+    let mut exposure_at: Option<std::time::Instant> = None;
     let mut number = 0u64;
     let mut firing_before: BTreeSet<String> = BTreeSet::new();
     // The state stage sends no snapshot while nothing changed; keep the last one to evaluate
@@ -472,12 +565,31 @@ async fn evaluator(
                     None => continue,
                 }
             }
+            changed = catalogs.changed(), if catalog_open => {
+                if changed.is_err() {
+                    catalog_open = false;
+                    continue;
+                }
+                catalog = catalogs.borrow_and_update().clone();
+                engine.set_network(catalog.network.clone());
+                if let Ok(mut c) = shared.catalog.write() {
+                    *c = catalog.clone();
+                }
+                // The exposure depends on the network: recompute with the next evaluation.
+                exposure_at = None;
+                match &last {
+                    Some(t) => t.clone(),
+                    None => continue,
+                }
+            }
             t = snapshots.recv() => match t {
                 Some(t) => t,
                 None => break,
             },
         };
         last = Some(tables.clone());
+        let mut tables = tables;
+        tables.tables.extend(catalog.tables.iter().cloned());
         let timer = m.eval_duration.start_timer();
         let now = tables.watermark;
         let mut results = Vec::new();
@@ -554,6 +666,62 @@ async fn evaluator(
         }
         m.evaluations.inc();
         timer.observe_duration();
+        if exposure_at.is_none_or(|t| t.elapsed() >= options.exposure_every)
+            && !catalog.network.suppliers.is_empty()
+        {
+            exposure_at = Some(std::time::Instant::now());
+            update_exposure(
+                &catalog,
+                &tables,
+                options.horizon_days,
+                max_exported_rows,
+                &shared,
+            )
+            .await;
+        }
+    }
+}
+
+/// Recompute time to survive and the risk exposure index of every node (LPs, off the
+/// runtime), publish them on `/api/network` and as metrics (the top `max_rows` nodes).
+async fn update_exposure(
+    catalog: &Catalog,
+    tables: &Tables,
+    horizon_days: f64,
+    max_rows: usize,
+    shared: &Arc<Shared>,
+) {
+    let net = catalog.network.clone();
+    let supply = catalog::part_supply(tables, &net);
+    let watermark = tables.watermark;
+    let nodes = tokio::task::spawn_blocking(move || {
+        let options = crate::network::ExposureOptions {
+            horizon_days,
+            ..Default::default()
+        };
+        crate::network::ranking(&net, &supply, &options)
+    })
+    .await;
+    let Ok(nodes) = nodes else {
+        tracing::error!("Exposure computation failed.");
+        return;
+    };
+    let m = &shared.metrics;
+    m.tts.reset();
+    m.ttr.reset();
+    m.rei.reset();
+    m.lost_value.reset();
+    for n in nodes.iter().take(max_rows) {
+        let s = [n.supplier.as_str()];
+        m.tts.with_label_values(&s).set(n.tts_days * 86_400.0);
+        if let Some(ttr) = n.ttr_days {
+            m.ttr.with_label_values(&s).set(ttr * 86_400.0);
+        }
+        m.rei.with_label_values(&s).set(n.rei);
+        m.lost_value.with_label_values(&s).set(n.lost_value);
+    }
+    if let Ok(mut e) = shared.exposure.write() {
+        *e = Arc::new(crate::export::Exposure { watermark, nodes });
     }
 }
 

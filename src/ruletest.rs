@@ -61,6 +61,12 @@ struct RawFile {
     rule_files: Vec<Spanned<String>>,
     #[serde(default)]
     indicators: Option<Spanned<String>>,
+    /// A network directory (network/*.yaml format), relative to the test file.
+    #[serde(default)]
+    network: Option<Spanned<String>>,
+    /// A feed definitions directory, relative to the test file.
+    #[serde(default)]
+    feeds: Option<Spanned<String>>,
     evaluation_interval: Spanned<String>,
     start: Spanned<String>,
     tests: Vec<Spanned<RawTest>>,
@@ -81,6 +87,9 @@ struct RawTest {
 struct RawEvent {
     #[serde(default)]
     at: Option<Spanned<String>>,
+    /// The event arrived through this supplier feed (counts as the feed's activity).
+    #[serde(default)]
+    feed: Option<Spanned<String>>,
     event: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -137,6 +146,8 @@ pub struct TestCase {
     pub events: Vec<(String, Vec<u8>)>,
     /// The checks, in time order.
     pub checks: Vec<AlertCheck>,
+    /// (event time ms, feed name, supplier) of the events that came through a feed.
+    pub feed_marks: Vec<(i64, String, String)>,
 }
 
 /// A parsed test file with its rules loaded.
@@ -151,6 +162,8 @@ pub struct TestFile {
     pub start_ms: i64,
     /// The tests.
     pub tests: Vec<TestCase>,
+    /// Network and feed definitions the tests run with (empty when the file names none).
+    pub catalog: std::sync::Arc<crate::catalog::Catalog>,
 }
 
 /// The outcome of one test.
@@ -347,13 +360,54 @@ pub async fn load(path: &Path) -> Result<TestFile, Vec<TestFileError>> {
         }
     };
 
+    // Master data: a network directory and feed definitions.
+    let mut sources = crate::catalog::Sources::default();
+    if let Some(d) = &raw.network {
+        match crate::catalog::load_network(&base.join(&d.value)) {
+            Ok(n) => sources.files = n,
+            Err(e) => push(at(&d.referenced), e.to_string()),
+        }
+    }
+    if let Some(d) = &raw.feeds {
+        match crate::catalog::load_feeds(&base.join(&d.value)) {
+            Ok(f) => sources.feeds = std::sync::Arc::new(f),
+            Err(e) => push(at(&d.referenced), e.to_string()),
+        }
+    }
+    let catalog = std::sync::Arc::new(sources.build());
+    for e in &catalog.errors {
+        push(name.clone(), e.clone());
+    }
+
     let mut tests = Vec::new();
     for (ti, t) in raw.tests.iter().enumerate() {
+        let mut feed_marks = Vec::new();
         let test_at = at(&t.referenced);
         let mut events = Vec::new();
         for (ei, e) in t.value.events.iter().enumerate() {
             let e_at = at(&e.referenced);
             let mut event = e.value.event.clone();
+            if let Some(feed) = &e.value.feed {
+                let time = match (&e.value.at, event.get("event_time")) {
+                    (Some(offset), _) => duration_ms(&offset.value).ok().map(|ms| start_ms + ms),
+                    (None, Some(serde_json::Value::String(t))) => {
+                        chrono::DateTime::parse_from_rfc3339(t)
+                            .ok()
+                            .map(|t| t.timestamp_millis())
+                    }
+                    _ => None,
+                };
+                match (catalog.feeds.get(&feed.value), time) {
+                    (Some(f), Some(time)) => {
+                        feed_marks.push((time, f.name.clone(), f.supplier.id.clone()))
+                    }
+                    (None, _) => push(
+                        at(&feed.referenced),
+                        format!("feed {:?} is not defined in `feeds`", feed.value),
+                    ),
+                    (_, None) => {}
+                }
+            }
             match (&e.value.at, event.contains_key("event_time")) {
                 (Some(offset), false) => match duration_ms(&offset.value) {
                     Ok(ms) => {
@@ -420,11 +474,13 @@ pub async fn load(path: &Path) -> Result<TestFile, Vec<TestFileError>> {
         }
         // The replay only moves forward.
         checks.sort_by_key(|c| c.eval_ms);
+        feed_marks.sort();
         tests.push(TestCase {
             name: t.value.name.clone(),
             at: test_at,
             events,
             checks,
+            feed_marks,
         });
     }
     match book {
@@ -434,6 +490,7 @@ pub async fn load(path: &Path) -> Result<TestFile, Vec<TestFileError>> {
             interval_ms,
             start_ms,
             tests,
+            catalog,
         }),
         _ => Err(errors),
     }
@@ -491,7 +548,9 @@ pub async fn run_test(file: &TestFile, test: &TestCase) -> TestOutcome {
     if !failures.is_empty() {
         return outcome(test, failures);
     }
-    let mut replay = Replay::new(&file.book, &log, Retention::default());
+    let mut replay = Replay::new(&file.book, &log, Retention::default())
+        .with_catalog(file.catalog.clone())
+        .with_feed_marks(test.feed_marks.clone());
     let mut next = file.start_ms;
     for check in &test.checks {
         let until = file.start_ms + check.eval_ms;

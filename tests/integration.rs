@@ -3,6 +3,8 @@
 
 mod backtest;
 mod embedded;
+mod feeds;
+mod onboarding;
 mod pipeline;
 mod prometheus;
 mod reload;

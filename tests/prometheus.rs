@@ -220,11 +220,21 @@ fn parse_label_values(query: &str) -> Option<(String, String)> {
 }
 
 /// Queries for `$supplier`, in order of preference, each listing suppliers with the most firing
-/// alerts first. First: suppliers with open late lines, lines predicted late and a delay
-/// z-score, so that every panel of the supplier dashboard has data to show; then any supplier
-/// with firing alerts and open late lines. A supplier with no line likely late has, honestly,
-/// an empty "Lines likely late" table and no z-score below 3 recent or 10 baseline records.
-const BUSIEST_SUPPLIERS: [&str; 2] = [
+/// alerts first. First: suppliers with open late lines, lines predicted late, a delay z-score,
+/// a disrupted sub-tier source and a time to survive and to recover, so that every panel of
+/// the supplier dashboard has data to show; then the same without the supply-network panels;
+/// then any supplier with firing alerts and open late lines. A supplier with no line likely
+/// late has, honestly, an empty "Lines likely late" table and no z-score below 3 recent or 10
+/// baseline records; one with no disrupted sub-tier source an empty "Sub-tier sources" table.
+const BUSIEST_SUPPLIERS: [&str; 3] = [
+    "sort_desc(count by (supplier) (chainwatch_alerts{alertstate=\"firing\"}) \
+     and on (supplier) chainwatch_supplier_delivery_max_open_late_seconds \
+     and on (supplier) chainwatch_line_lateness_p_late \
+     and on (supplier) chainwatch_supplier_delay_anomaly_delay_z \
+     and on (supplier) chainwatch_supplier_lateness_expected_late_share \
+     and on (supplier) chainwatch_subtier_exposure_exposure \
+     and on (supplier) chainwatch_network_time_to_survive_seconds \
+     and on (supplier) chainwatch_network_time_to_recover_seconds)",
     "sort_desc(count by (supplier) (chainwatch_alerts{alertstate=\"firing\"}) \
      and on (supplier) chainwatch_supplier_delivery_max_open_late_seconds \
      and on (supplier) chainwatch_line_lateness_p_late \

@@ -147,6 +147,33 @@ async fn status_page_renders_firing_alerts_in_a_browser() {
         dom.contains(&escaped),
         "summary {summary:?} not on the page"
     );
+    // Re-sourcing: the alternates of a firing alert on parts (the demo's network has them)
+    // are on the page, each alternate named.
+    let with_alternates = |v: &Value| -> BTreeSet<(String, String)> {
+        firing(v)
+            .iter()
+            .flat_map(|a| a["alternates"].as_array().cloned().unwrap_or_default())
+            .filter_map(|p| {
+                let first = p["alternates"].as_array()?.first()?["supplier"]
+                    .as_str()?
+                    .to_string();
+                Some((p["part"].as_str()?.to_string(), first))
+            })
+            .collect()
+    };
+    let alts: BTreeSet<_> = with_alternates(&before)
+        .intersection(&with_alternates(&after))
+        .cloned()
+        .collect();
+    let (part, supplier) = alts
+        .iter()
+        .next()
+        .expect("a firing alert on a part with alternates");
+    assert!(
+        dom.contains(&format!("<b>Alternates for {part}"))
+            && dom.contains(&format!(">{supplier} ")),
+        "alternates of {part} ({supplier}) not on the page"
+    );
     // (The DOM dump includes the script, so look for rendered markup only.)
     assert!(
         dom.contains(">updated "),

@@ -93,8 +93,15 @@ interval = "100ms"
 rules = "{rules}"
 [http]
 listen = "127.0.0.1:0"
+[feeds]
+dir = "{none}"
+[network]
+dir = "{none}"
+topic = "{name}.network"
 "#,
-        rules = repo_path("rules").display()
+        rules = repo_path("rules").display(),
+        // No supplier feeds and no network unless a test sets them.
+        none = repo_path("tests/fixtures/none").display()
     );
     Config::parse(std::path::Path::new("test.toml"), &text).expect("valid test config")
 }
@@ -116,6 +123,19 @@ pub fn producer(brokers: &str) -> FutureProducer {
 pub async fn produce(p: &FutureProducer, topic: &str, payloads: &[Vec<u8>]) {
     for payload in payloads {
         let rec: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).payload(payload.as_slice());
+        p.send(rec, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|(e, _)| panic!("produce to {topic}: {e}"));
+    }
+}
+
+/// Produce keyed records (`None` value = tombstone) and wait for every acknowledgement.
+pub async fn produce_keyed(p: &FutureProducer, topic: &str, records: &[(&str, Option<Vec<u8>>)]) {
+    for (key, value) in records {
+        let mut rec: FutureRecord<'_, str, [u8]> = FutureRecord::to(topic).key(key);
+        if let Some(v) = value {
+            rec = rec.payload(v.as_slice());
+        }
         p.send(rec, Duration::from_secs(10))
             .await
             .unwrap_or_else(|(e, _)| panic!("produce to {topic}: {e}"));
@@ -206,6 +226,9 @@ pub async fn start_demo() -> (
     config.http.listen = "127.0.0.1:0".parse().expect("addr");
     config.evaluation.rules = repo_path("rules");
     config.evaluation.interval = Duration::from_millis(500);
+    // The simulator's tier-2 feeds; its network comes over the network topic.
+    config.feeds.dir = repo_path("feeds");
+    config.network.dir = repo_path("tests/fixtures/none");
     let (running, live) = chainwatch::demo::start_demo(config)
         .await
         .expect("demo starts");
@@ -256,4 +279,46 @@ pub fn artifact_path(name: &str) -> PathBuf {
     let dir = repo_path("target/test-artifacts");
     std::fs::create_dir_all(&dir).expect("create target/test-artifacts");
     dir.join(name)
+}
+
+/// One message of a dead-letter topic: its headers and payload (lossy UTF-8).
+pub struct DeadLetter {
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub payload: String,
+}
+
+/// Read `n` messages of `topic` from its beginning (own consumer group), 30 s at most each.
+pub async fn read_dead_letters(brokers: &str, topic: &str, n: usize) -> Vec<DeadLetter> {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::message::{Headers, Message};
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("broker.address.family", "v4")
+        .set("group.id", format!("{topic}-reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut out = Vec::new();
+    while out.len() < n {
+        let msg = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .expect("dead letters arrive")
+            .expect("message");
+        let headers = msg
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|x| {
+                        let v = String::from_utf8_lossy(x.value.unwrap_or_default());
+                        (x.key.to_string(), v.into_owned())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let payload = String::from_utf8_lossy(msg.payload().unwrap_or_default()).into_owned();
+        out.push(DeadLetter { headers, payload });
+    }
+    out
 }

@@ -191,9 +191,28 @@ pub struct Replay<'a> {
     breaches: BreachFinder,
     problems: Vec<Problem>,
     problems_dropped: u64,
+    /// Network and feed tables added to every snapshot.
+    catalog: Option<std::sync::Arc<crate::catalog::Catalog>>,
+    /// (event time, feed, supplier) of events that came through a feed, in time order.
+    feed_marks: Vec<(i64, String, String)>,
+    feed_cursor: usize,
 }
 
 impl<'a> Replay<'a> {
+    /// Evaluate with this network and these feed definitions (their SQL tables and the
+    /// alternates of alerts on parts).
+    pub fn with_catalog(mut self, catalog: std::sync::Arc<crate::catalog::Catalog>) -> Self {
+        self.engine.set_network(catalog.network.clone());
+        self.catalog = Some(catalog);
+        self
+    }
+
+    /// Events that came through supplier feeds: (event time, feed, supplier), in time order.
+    pub fn with_feed_marks(mut self, marks: Vec<(i64, String, String)>) -> Self {
+        self.feed_marks = marks;
+        self
+    }
+
     /// A replay of `events` through `book`, with an empty state.
     pub fn new(book: &'a RuleBook, events: &'a EventLog, retention: Retention) -> Self {
         Replay {
@@ -211,6 +230,9 @@ impl<'a> Replay<'a> {
             breaches: BreachFinder::default(),
             problems: Vec::new(),
             problems_dropped: 0,
+            catalog: None,
+            feed_marks: Vec::new(),
+            feed_cursor: 0,
         }
     }
 
@@ -230,11 +252,29 @@ impl<'a> Replay<'a> {
             return None;
         }
         self.apply_through(t);
+        while let Some((at, feed, supplier)) = self.feed_marks.get(self.feed_cursor) {
+            if *at > t {
+                break;
+            }
+            self.state.record_feeds(&[crate::state::FeedTally {
+                feed: feed.clone(),
+                supplier: supplier.clone(),
+                records: 1,
+                events: 1,
+                rejected: 0,
+                last_event_at: Some(*at),
+            }]);
+            self.feed_cursor += 1;
+        }
         self.state.advance(t);
         self.now = Some(t);
         self.first.get_or_insert(t);
         self.evaluations += 1;
-        Some(canonical(self.state.snapshot()))
+        let mut tables = canonical(self.state.snapshot());
+        if let Some(c) = &self.catalog {
+            tables.tables.extend(c.tables.iter().cloned());
+        }
+        Some(tables)
     }
 
     /// The rule side of an evaluation: the indicator results of the snapshot taken at `t` go

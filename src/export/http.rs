@@ -117,7 +117,69 @@ pub fn alert_json(a: &Alert) -> Value {
         "fired_at": a.fired_at.map(rfc3339),
         "resolved_at": a.resolved_at.map(rfc3339),
         "last_evaluated": rfc3339(a.last_evaluated),
+        "alternates": a.alternates,
     })
+}
+
+/// `GET /api/feeds`: every feed definition in force with its health counters.
+async fn feeds(State(s): State<Arc<Shared>>) -> Json<Value> {
+    let catalog = s.catalog();
+    let m = &s.metrics;
+    let feeds: Vec<Value> = catalog
+        .feeds
+        .iter()
+        .map(|f| {
+            let name = [f.name.as_str()];
+            let rejected: serde_json::Map<String, Value> =
+                crate::ingest::decode::RejectReason::ALL
+                    .iter()
+                    .filter_map(|r| {
+                        let n = m
+                            .feed_rejected
+                            .get_metric_with_label_values(&[f.name.as_str(), r.as_str()])
+                            .map(|c| c.get())
+                            .unwrap_or(0);
+                        (n > 0).then(|| (r.as_str().to_string(), json!(n)))
+                    })
+                    .collect();
+            let last = m
+                .feed_last_event
+                .get_metric_with_label_values(&name)
+                .map(|g| g.get())
+                .unwrap_or(0.0);
+            json!({
+                "feed": f.name,
+                "supplier": f.supplier.id,
+                "supplier_name": f.supplier.name,
+                "tier": f.supplier.tier,
+                "topic": f.topic,
+                "definition": f.path,
+                "expect_every": humantime::format_duration(f.expect_every).to_string(),
+                "records": m.feed_records.get_metric_with_label_values(&name).map(|c| c.get()).unwrap_or(0),
+                "events": m.feed_events.get_metric_with_label_values(&name).map(|c| c.get()).unwrap_or(0),
+                "rejected": rejected,
+                "last_event_time": (last > 0.0).then(|| rfc3339((last * 1000.0) as i64)),
+            })
+        })
+        .collect();
+    Json(json!({ "feeds": feeds, "errors": catalog.errors }))
+}
+
+/// `GET /api/network`: the supply network in force, concentration per part, and the last
+/// exposure ranking (time to survive, time to recover, risk exposure index).
+async fn network(State(s): State<Arc<Shared>>) -> Json<Value> {
+    let catalog = s.catalog();
+    let exposure = s.exposure();
+    Json(json!({
+        "network": &*catalog.network,
+        "concentration": catalog.network.concentration(),
+        "exposure": {
+            "watermark": rfc3339(exposure.watermark),
+            "nodes": exposure.nodes,
+        },
+        "refused_records": catalog.refused_records,
+        "errors": catalog.errors,
+    }))
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {
@@ -289,6 +351,8 @@ pub fn router(shared: Arc<Shared>, reloader: Reloader, config: &HttpConfig) -> R
         .route("/api/alerts", get(alerts))
         .route("/api/status", get(status))
         .route("/api/rules", get(rules))
+        .route("/api/feeds", get(feeds))
+        .route("/api/network", get(network))
         .route_layer(middleware::from_fn_with_state(app.clone(), require_read));
     let admin = Router::new()
         .route("/-/reload", post(reload))

@@ -23,6 +23,54 @@ use crate::indicators::{IndicatorResult, IndicatorRow};
 /// Names and help of every self-metric; a test checks `/metrics` against this list.
 pub const SELF_METRICS: &[(&str, &str)] = &[
     (
+        "chainwatch_feed_records_total",
+        "Records read from a supplier feed's messages (mapped, skipped and rejected), by feed.",
+    ),
+    (
+        "chainwatch_feed_events_total",
+        "Canonical events a supplier feed's records were mapped to, by feed.",
+    ),
+    (
+        "chainwatch_feed_rejected_total",
+        "Records and events of a supplier feed dead-lettered, by feed and reason.",
+    ),
+    (
+        "chainwatch_feed_last_event_timestamp_seconds",
+        "Event time of the latest event a supplier feed delivered, by feed.",
+    ),
+    (
+        "chainwatch_feeds_loaded",
+        "Supplier feed definitions in force.",
+    ),
+    (
+        "chainwatch_feeds_reloads_total",
+        "Reloads of the feed definitions, by result (success | failure).",
+    ),
+    (
+        "chainwatch_network_suppliers",
+        "Suppliers in the supply network, by tier.",
+    ),
+    (
+        "chainwatch_network_records_total",
+        "Records read from the network topic, by result (applied | refused).",
+    ),
+    (
+        "chainwatch_network_time_to_survive_seconds",
+        "How long demand can still be met if the supplier goes down (LP over stock, alternates' capacity and lead time), by supplier.",
+    ),
+    (
+        "chainwatch_network_time_to_recover_seconds",
+        "The supplier's declared time to recover, by supplier.",
+    ),
+    (
+        "chainwatch_network_risk_exposure_index",
+        "Lost value if the supplier is down for its time to recover, relative to the worst node (0..1), by supplier.",
+    ),
+    (
+        "chainwatch_network_lost_value",
+        "Value of demand that cannot be met if the supplier is down for its time to recover, by supplier.",
+    ),
+    (
         "chainwatch_ingest_messages_total",
         "Kafka messages consumed, by topic.",
     ),
@@ -184,6 +232,18 @@ pub struct Metrics {
     pub reload_success: IntGauge,
     pub reload_success_time: prometheus::Gauge,
     pub reloads: IntCounterVec,
+    pub feed_records: IntCounterVec,
+    pub feed_events: IntCounterVec,
+    pub feed_rejected: IntCounterVec,
+    pub feed_last_event: prometheus::GaugeVec,
+    pub feeds_loaded: IntGauge,
+    pub feed_reloads: IntCounterVec,
+    pub network_suppliers: IntGaugeVec,
+    pub network_records: IntCounterVec,
+    pub tts: prometheus::GaugeVec,
+    pub ttr: prometheus::GaugeVec,
+    pub rei: prometheus::GaugeVec,
+    pub lost_value: prometheus::GaugeVec,
 }
 
 impl Default for Metrics {
@@ -287,8 +347,59 @@ impl Metrics {
                 opts("chainwatch_rules_reloads_total"),
                 &["result"]
             )),
+            feed_records: reg!(IntCounterVec::new(
+                opts("chainwatch_feed_records_total"),
+                &["feed"]
+            )),
+            feed_events: reg!(IntCounterVec::new(
+                opts("chainwatch_feed_events_total"),
+                &["feed"]
+            )),
+            feed_rejected: reg!(IntCounterVec::new(
+                opts("chainwatch_feed_rejected_total"),
+                &["feed", "reason"]
+            )),
+            feed_last_event: reg!(prometheus::GaugeVec::new(
+                opts("chainwatch_feed_last_event_timestamp_seconds"),
+                &["feed"]
+            )),
+            feeds_loaded: reg!(IntGauge::with_opts(opts("chainwatch_feeds_loaded"))),
+            feed_reloads: reg!(IntCounterVec::new(
+                opts("chainwatch_feeds_reloads_total"),
+                &["result"]
+            )),
+            network_suppliers: reg!(IntGaugeVec::new(
+                opts("chainwatch_network_suppliers"),
+                &["tier"]
+            )),
+            network_records: reg!(IntCounterVec::new(
+                opts("chainwatch_network_records_total"),
+                &["result"]
+            )),
+            tts: reg!(prometheus::GaugeVec::new(
+                opts("chainwatch_network_time_to_survive_seconds"),
+                &["supplier"]
+            )),
+            ttr: reg!(prometheus::GaugeVec::new(
+                opts("chainwatch_network_time_to_recover_seconds"),
+                &["supplier"]
+            )),
+            rei: reg!(prometheus::GaugeVec::new(
+                opts("chainwatch_network_risk_exposure_index"),
+                &["supplier"]
+            )),
+            lost_value: reg!(prometheus::GaugeVec::new(
+                opts("chainwatch_network_lost_value"),
+                &["supplier"]
+            )),
             registry,
         };
+        for r in ["success", "failure"] {
+            m.feed_reloads.with_label_values(&[r]);
+        }
+        for r in ["applied", "refused"] {
+            m.network_records.with_label_values(&[r]);
+        }
         // Reasons are a closed set: export them all at 0 so rate() works from the start.
         for r in crate::ingest::decode::RejectReason::ALL {
             m.rejected.with_label_values(&[r.as_str()]);
@@ -453,6 +564,17 @@ mod tests {
         m.indicator_errors.with_label_values(&["x"]).inc();
         m.indicator_limits.with_label_values(&["x", "time"]).inc();
         m.capped_rows.with_label_values(&["x"]).set(0);
+        for v in [&m.feed_records, &m.feed_events] {
+            v.with_label_values(&["f"]).inc();
+        }
+        m.feed_rejected
+            .with_label_values(&["f", "invalid_date"])
+            .inc();
+        m.feed_last_event.with_label_values(&["f"]).set(1.0);
+        m.network_suppliers.with_label_values(&["1"]).set(1);
+        for g in [&m.tts, &m.ttr, &m.rei, &m.lost_value] {
+            g.with_label_values(&["S"]).set(1.0);
+        }
         let text = m.render(&[]);
         for (name, _) in SELF_METRICS {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing");
@@ -501,6 +623,7 @@ mod tests {
             resolved_at: None,
             last_evaluated: 0,
             annotations: BTreeMap::new(),
+            alternates: Vec::new(),
         };
         let results = [supplier_rows(50_000)];
         let alerts = [

@@ -113,6 +113,19 @@ pub struct Shared {
     /// The running rules and the last reload (`/api/rules`, `/api/status`); change it with
     /// [`Shared::update_rules`].
     pub rules: RwLock<Arc<RulesView>>,
+    /// Feed definitions and supply network in force (`/api/network`, `/api/feeds`).
+    pub catalog: RwLock<Arc<crate::catalog::Catalog>>,
+    /// The last exposure ranking (time to survive, risk exposure index) and when it was made.
+    pub exposure: RwLock<Arc<Exposure>>,
+}
+
+/// The last exposure ranking of the supply network's nodes.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Exposure {
+    /// Watermark (event time, ms) of the state it was computed from; 0 before the first.
+    pub watermark: i64,
+    /// Nodes by risk exposure index, highest first.
+    pub nodes: Vec<crate::network::NodeExposure>,
 }
 
 impl Shared {
@@ -126,7 +139,23 @@ impl Shared {
             ready: AtomicBool::new(false),
             brokers,
             rules: RwLock::new(Arc::new(RulesView::default())),
+            catalog: RwLock::new(Arc::new(crate::catalog::Catalog::default())),
+            exposure: RwLock::new(Arc::new(Exposure::default())),
         })
+    }
+
+    pub fn catalog(&self) -> Arc<crate::catalog::Catalog> {
+        self.catalog
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    pub fn exposure(&self) -> Arc<Exposure> {
+        self.exposure
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     pub fn evaluation(&self) -> Arc<Evaluation> {

@@ -212,7 +212,12 @@ impl Indicators {
             ctx.register_udf(ScalarUDF::from(stats::Probability::new(kind)));
         }
         let mut tables = Vec::new();
-        for (name, batch) in Tables::empty().tables {
+        // State tables and master data (network, feeds): each snapshot carries both.
+        for (name, batch) in Tables::empty()
+            .tables
+            .into_iter()
+            .chain(crate::catalog::empty_tables())
+        {
             let table = MemTable::try_new(batch.schema(), vec![vec![batch]])
                 .expect("a batch always fits its own schema");
             let table = Arc::new(table);

@@ -68,22 +68,39 @@ pub fn producer_config(cfg: &KafkaConfig, brokers: &str) -> ClientConfig {
 
 /// Create the input and dead-letter topics when missing (existing ones are left alone).
 pub async fn ensure_topics(cfg: &KafkaConfig, brokers: &str) -> Result<(), KafkaSetupError> {
-    let admin: AdminClient<DefaultClientContext> = with_options(base(brokers), cfg)
-        .create()
-        .map_err(KafkaSetupError::Client)?;
     let names: Vec<&str> = cfg
         .topics
         .all()
         .into_iter()
         .chain([cfg.dead_letter_topic.as_str()])
         .collect();
+    create_topics(cfg, brokers, &names, &[]).await
+}
+
+/// Create the named topics when missing, with `cfg.partitions` partitions and the given
+/// topic configs (e.g. `cleanup.policy=compact`); existing ones are left alone.
+pub async fn create_topics(
+    cfg: &KafkaConfig,
+    brokers: &str,
+    names: &[&str],
+    configs: &[(&str, &str)],
+) -> Result<(), KafkaSetupError> {
+    if names.is_empty() {
+        return Ok(());
+    }
+    let admin: AdminClient<DefaultClientContext> = with_options(base(brokers), cfg)
+        .create()
+        .map_err(KafkaSetupError::Client)?;
     let topics: Vec<NewTopic> = names
         .iter()
         .map(|t| {
-            NewTopic::new(
-                t,
-                cfg.partitions,
-                TopicReplication::Fixed(cfg.replication_factor),
+            configs.iter().fold(
+                NewTopic::new(
+                    t,
+                    cfg.partitions,
+                    TopicReplication::Fixed(cfg.replication_factor),
+                ),
+                |n, (k, v)| n.set(k, v),
             )
         })
         .collect();

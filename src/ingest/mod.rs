@@ -1,6 +1,8 @@
 //! Ingest: Kafka messages -> validated Arrow micro-batches; bad records -> dead-letter topic.
 //!
-//! In: messages from the input topics (one consumer in the group). Out: [`Batch`]es on a
+//! In: messages from the input topics and from supplier feed topics (one consumer in the
+//! group); a feed's message is first mapped from the supplier's own format to canonical events
+//! by its definition ([`crate::feeds`]), each record on its own. Out: [`Batch`]es on a
 //! bounded channel (backpressure reaches Kafka: when state falls behind, we stop polling),
 //! each with the offsets to store once it is applied. Rejected messages are written to the
 //! dead-letter topic, with their reason, before their batch is passed on, so an offset is
@@ -32,6 +34,8 @@ use tokio::time::{Instant, MissedTickBehavior};
 use crate::config::BatchConfig;
 use crate::events::col;
 use crate::export::metrics::Metrics;
+use crate::feeds::{Feed, FeedSet, MapReject};
+use crate::state::FeedTally;
 use decode::{EventDecoder, Reject, RejectReason};
 pub use watermark::Watermark;
 
@@ -44,6 +48,28 @@ pub struct Batch {
     pub offsets: BTreeMap<(String, i32), i64>,
     /// Event-time watermark after this batch (ms).
     pub watermark: i64,
+    /// What each supplier feed sent in this batch.
+    pub feeds: Vec<FeedTally>,
+}
+
+/// What a pending entry stands for.
+enum Item {
+    /// A canonical event to decode.
+    Event,
+    /// A feed record that could not be mapped: dead-letter it with this reason.
+    Rejected(MapReject),
+    /// Nothing to decode (a record no mapping applies to, a message of a feed removed
+    /// meanwhile); only its offset counts.
+    Skip,
+}
+
+/// The feed a pending entry came through, and where in its message.
+struct FromFeed {
+    feed: Arc<Feed>,
+    /// 1-based record number in the message (0: the whole message).
+    row: usize,
+    /// CSV: the line the record starts on.
+    line: Option<u64>,
 }
 
 /// One received message, its payload kept in the batch buffer.
@@ -53,6 +79,8 @@ struct Pending {
     offset: i64,
     key: Option<Vec<u8>>,
     payload: Option<std::ops::Range<usize>>,
+    item: Item,
+    feed: Option<FromFeed>,
 }
 
 /// The ingest stage.
@@ -63,6 +91,12 @@ pub struct Ingest {
     pub batch: BatchConfig,
     pub watermark: Watermark,
     pub metrics: Metrics,
+    /// The canonical input topics (always subscribed).
+    pub input_topics: Vec<String>,
+    /// The current supplier feeds; a change re-subscribes to their topics.
+    pub feeds: watch::Receiver<Arc<FeedSet>>,
+    /// Next offset after the last message read, per (topic, partition).
+    pub consumed: std::collections::HashMap<(String, i32), i64>,
 }
 
 impl Ingest {
@@ -75,32 +109,63 @@ impl Ingest {
         let mut ticker = tokio::time::interval(self.batch.linger.max(Duration::from_millis(1)));
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut first_at: Option<Instant> = None;
+        let mut feeds = self.feeds.borrow_and_update().clone();
+        let mut tallies: BTreeMap<String, FeedTally> = BTreeMap::new();
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
+                changed = self.feeds.changed() => {
+                    if changed.is_err() {
+                        // The sender is gone: keep the feeds we have.
+                        std::future::pending::<()>().await;
+                    }
+                    let before = feeds.topics().join(",");
+                    feeds = self.feeds.borrow_and_update().clone();
+                    // A changed mapping needs no rebalance; a changed topic list does.
+                    if feeds.topics().join(",") != before {
+                        self.subscribe(&feeds);
+                    }
+                }
                 msg = self.consumer.recv() => match msg {
                     Ok(m) => {
                         self.metrics.connected.set(1);
                         let topic = intern(&mut topics, m.topic());
-                        let payload = m.payload().map(|p| {
-                            let start = buf.len();
-                            buf.extend_from_slice(p);
-                            start..buf.len()
-                        });
-                        let bytes = payload.as_ref().map_or(0, |r| r.len());
+                        let bytes = m.payload().map_or(0, <[u8]>::len);
                         self.metrics.messages.with_label_values(&[&topic]).inc();
                         self.metrics.bytes.with_label_values(&[&topic]).inc_by(bytes as u64);
-                        pending.push(Pending {
-                            topic,
-                            partition: m.partition(),
-                            offset: m.offset(),
-                            key: m.key().map(<[u8]>::to_vec),
-                            payload,
-                        });
+                        let key = m.key().map(<[u8]>::to_vec);
+                        let at = (topic.clone(), m.partition(), m.offset());
+                        match feeds.by_topic(&topic) {
+                            Some(feed) => {
+                                let tally = tallies.entry(feed.name.clone()).or_insert_with(|| FeedTally {
+                                    feed: feed.name.clone(),
+                                    supplier: feed.supplier.id.clone(),
+                                    ..FeedTally::default()
+                                });
+                                receive_feed(feed, m.payload(), at, key, tally, &self.metrics, &mut pending, &mut buf);
+                            }
+                            None => {
+                                let known = self.input_topics.iter().any(|t| **t == *topic);
+                                let payload = m.payload().filter(|_| known).map(|p| {
+                                    let start = buf.len();
+                                    buf.extend_from_slice(p);
+                                    start..buf.len()
+                                });
+                                pending.push(Pending {
+                                    topic: at.0,
+                                    partition: at.1,
+                                    offset: at.2,
+                                    key,
+                                    payload,
+                                    item: if known { Item::Event } else { Item::Skip },
+                                    feed: None,
+                                });
+                            }
+                        }
                         first_at.get_or_insert_with(Instant::now);
                         if pending.len() >= self.batch.max_rows {
-                            if !self.flush(&decoder, &mut pending, &mut buf, &out, &shutdown).await {
+                            if !self.flush(&decoder, &mut pending, &mut buf, &mut tallies, &out, &shutdown).await {
                                 break;
                             }
                             first_at = None;
@@ -114,7 +179,7 @@ impl Ingest {
                 },
                 _ = ticker.tick() => {
                     if first_at.is_some_and(|t| t.elapsed() >= self.batch.linger) {
-                        if !self.flush(&decoder, &mut pending, &mut buf, &out, &shutdown).await {
+                        if !self.flush(&decoder, &mut pending, &mut buf, &mut tallies, &out, &shutdown).await {
                             break;
                         }
                         first_at = None;
@@ -124,6 +189,7 @@ impl Ingest {
                             events: None,
                             offsets: BTreeMap::new(),
                             watermark: self.watermark.current(),
+                            feeds: Vec::new(),
                         };
                         if out.send(idle).await.is_err() {
                             break;
@@ -133,8 +199,15 @@ impl Ingest {
             }
         }
         if !pending.is_empty() {
-            self.flush(&decoder, &mut pending, &mut buf, &out, &shutdown)
-                .await;
+            self.flush(
+                &decoder,
+                &mut pending,
+                &mut buf,
+                &mut tallies,
+                &out,
+                &shutdown,
+            )
+            .await;
         }
         tracing::info!("Ingest stopped.");
     }
@@ -145,6 +218,7 @@ impl Ingest {
         decoder: &EventDecoder,
         pending: &mut Vec<Pending>,
         buf: &mut Vec<u8>,
+        tallies: &mut BTreeMap<String, FeedTally>,
         out: &mpsc::Sender<Batch>,
         shutdown: &watch::Receiver<bool>,
     ) -> bool {
@@ -156,13 +230,65 @@ impl Ingest {
             .iter()
             .map(|p| p.payload.clone().map(|r| &buf[r]))
             .collect();
-        let mut decoded = decoder.decode(&payloads);
+        // Only canonical events go to the decoder; its indices are mapped back to `pending`.
+        let to_decode: Vec<usize> = (0..pending.len())
+            .filter(|i| matches!(pending[*i].item, Item::Event))
+            .collect();
+        let mut decoded = if to_decode.is_empty() {
+            decode::Decoded::default()
+        } else {
+            let slice: Vec<Option<&[u8]>> = to_decode.iter().map(|i| payloads[*i]).collect();
+            decoder.decode(&slice)
+        };
+        for r in &mut decoded.rows {
+            *r = to_decode[*r];
+        }
+        for r in &mut decoded.rejects {
+            r.index = to_decode[r.index];
+        }
+        for (i, p) in pending.iter().enumerate() {
+            if let Item::Rejected(m) = &p.item {
+                let at = match &p.feed {
+                    Some(FromFeed {
+                        feed,
+                        row,
+                        line: Some(line),
+                    }) => format!("feed {}: row {row} (line {line}): ", feed.name),
+                    Some(FromFeed { feed, row, .. }) => {
+                        format!("feed {}: record {row}: ", feed.name)
+                    }
+                    None => String::new(),
+                };
+                let field = m
+                    .field
+                    .as_deref()
+                    .map(|f| format!("{f}: "))
+                    .unwrap_or_default();
+                decoded.rejects.push(Reject {
+                    index: i,
+                    reason: m.reason,
+                    detail: format!("{at}{field}{}", m.detail),
+                });
+            }
+        }
         let events = self.drop_late(
             decoded.batch.take(),
             &decoded.rows,
             pending,
             &mut decoded.rejects,
+            tallies,
         );
+        for r in &decoded.rejects {
+            if let Some(f) = &pending[r.index].feed {
+                if let Some(t) = tallies.get_mut(&f.feed.name) {
+                    t.rejected += 1;
+                }
+                self.metrics
+                    .feed_rejected
+                    .with_label_values(&[f.feed.name.as_str(), r.reason.as_str()])
+                    .inc();
+            }
+        }
         if !decoded.rejects.is_empty() {
             self.dead_letter(&decoded.rejects, pending, &payloads, shutdown)
                 .await;
@@ -174,6 +300,10 @@ impl Ingest {
                 .or_insert(0);
             *next = (*next).max(p.offset + 1);
         }
+        for (k, next) in &offsets {
+            let seen = self.consumed.entry(k.clone()).or_insert(*next);
+            *seen = (*seen).max(*next);
+        }
         self.refresh_assignment();
         pending.clear();
         buf.clear();
@@ -181,6 +311,7 @@ impl Ingest {
             events,
             offsets,
             watermark: self.watermark.current(),
+            feeds: std::mem::take(tallies).into_values().collect(),
         };
         out.send(batch).await.is_ok()
     }
@@ -193,6 +324,7 @@ impl Ingest {
         rows: &[usize],
         pending: &[Pending],
         rejects: &mut Vec<Reject>,
+        tallies: &mut BTreeMap<String, FeedTally>,
     ) -> Option<RecordBatch> {
         let batch = batch?;
         let times = batch
@@ -215,6 +347,10 @@ impl Ingest {
                 });
             } else {
                 self.watermark.observe(&p.topic, p.partition, *t);
+                if let Some(t_) = p.feed.as_ref().and_then(|f| tallies.get_mut(&f.feed.name)) {
+                    t_.events += 1;
+                    t_.last_event_at = t_.last_event_at.max(Some(*t));
+                }
             }
             keep.push(!late);
         }
@@ -233,15 +369,22 @@ impl Ingest {
             return false;
         };
         let consumer = &self.consumer;
+        let consumed = &self.consumed;
         let assigned: Vec<(Arc<str>, i32, bool)> = positions
             .elements()
             .iter()
             .map(|e| {
                 let high = cached_high_watermark(consumer, e.topic(), e.partition());
+                // Right after a rebalance the position is unknown until a fetch returns, and
+                // a partition with nothing new never returns one: what this consumer read of
+                // it before tells whether it is caught up.
+                let read = consumed
+                    .get(&(e.topic().to_string(), e.partition()))
+                    .copied();
                 let caught_up = match (e.offset().to_raw(), high) {
                     (_, None) => false,
                     (Some(pos), Some(high)) if pos >= 0 => pos >= high,
-                    (_, Some(high)) => high == 0,
+                    (_, Some(high)) => high == 0 || read.is_some_and(|next| next >= high),
                 };
                 (Arc::from(e.topic()), e.partition(), caught_up)
             })
@@ -264,7 +407,7 @@ impl Ingest {
                 .with_label_values(&[r.reason.as_str()])
                 .inc();
             let p = &pending[r.index];
-            tracing::debug!(topic = %p.topic, partition = p.partition, offset = p.offset,
+            tracing::debug!(feed = p.feed.as_ref().map(|f| f.feed.name.as_str()), topic = %p.topic, partition = p.partition, offset = p.offset,
                 reason = r.reason.as_str(), detail = %r.detail, "Dead-lettered a message.");
         }
         let mut backoff = Duration::from_millis(100);
@@ -273,7 +416,7 @@ impl Ingest {
                 let p = &pending[r.index];
                 let partition = p.partition.to_string();
                 let offset = p.offset.to_string();
-                let headers = OwnedHeaders::new()
+                let mut headers = OwnedHeaders::new()
                     .insert(Header {
                         key: "chainwatch.reason",
                         value: Some(r.reason.as_str()),
@@ -294,6 +437,25 @@ impl Ingest {
                         key: "chainwatch.offset",
                         value: Some(&offset),
                     });
+                if let Some(f) = &p.feed {
+                    let row = f.row.to_string();
+                    headers = headers
+                        .insert(Header {
+                            key: "chainwatch.feed",
+                            value: Some(f.feed.name.as_str()),
+                        })
+                        .insert(Header {
+                            key: "chainwatch.row",
+                            value: Some(&row),
+                        });
+                    if let Some(line) = f.line {
+                        let line = line.to_string();
+                        headers = headers.insert(Header {
+                            key: "chainwatch.line",
+                            value: Some(&line),
+                        });
+                    }
+                }
                 let mut record: FutureRecord<'_, [u8], [u8]> =
                     FutureRecord::to(&self.dead_letter_topic).headers(headers);
                 if let Some(k) = &p.key {
@@ -325,6 +487,78 @@ impl Ingest {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
+        }
+    }
+}
+
+impl Ingest {
+    /// Subscribe to the input topics and the topics of `feeds`.
+    fn subscribe(&self, feeds: &FeedSet) {
+        let mut topics: Vec<&str> = self.input_topics.iter().map(String::as_str).collect();
+        topics.extend(feeds.topics());
+        match self.consumer.subscribe(&topics) {
+            Ok(()) => tracing::info!(topics = ?topics, "Subscribed."),
+            Err(e) => tracing::error!(error = %e, "Could not subscribe to the feed topics."),
+        }
+    }
+}
+
+/// Map one message of a supplier feed: each record becomes its canonical events, a reject
+/// for the dead-letter topic, or (no mapping applies) a skip.
+#[allow(clippy::too_many_arguments)]
+fn receive_feed(
+    feed: &Arc<Feed>,
+    payload: Option<&[u8]>,
+    (topic, partition, offset): (Arc<str>, i32, i64),
+    key: Option<Vec<u8>>,
+    tally: &mut FeedTally,
+    metrics: &Metrics,
+    pending: &mut Vec<Pending>,
+    buf: &mut Vec<u8>,
+) {
+    let records = payload.map(|p| feed.map_message(p)).unwrap_or_default();
+    let mut push = |bytes: Option<&[u8]>, item: Item, row: usize, line: Option<u64>| {
+        let payload = bytes.map(|b| {
+            let start = buf.len();
+            buf.extend_from_slice(b);
+            start..buf.len()
+        });
+        pending.push(Pending {
+            topic: topic.clone(),
+            partition,
+            offset,
+            key: key.clone(),
+            payload,
+            item,
+            feed: Some(FromFeed {
+                feed: feed.clone(),
+                row,
+                line,
+            }),
+        });
+    };
+    if records.is_empty() {
+        push(None, Item::Skip, 0, None);
+        return;
+    }
+    let name = [feed.name.as_str()];
+    for r in records {
+        if r.row > 0 {
+            tally.records += 1;
+            metrics.feed_records.with_label_values(&name).inc();
+        }
+        match r.result {
+            Ok(events) if events.is_empty() => push(None, Item::Skip, r.row, r.line),
+            Ok(events) => {
+                metrics
+                    .feed_events
+                    .with_label_values(&name)
+                    .inc_by(events.len() as u64);
+                for e in &events {
+                    push(Some(e), Item::Event, r.row, r.line);
+                }
+            }
+            Err(reject) => push(Some(&r.raw), Item::Rejected(reject), r.row, r.line),
         }
     }
 }

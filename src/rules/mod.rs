@@ -22,7 +22,7 @@ use std::time::Duration;
 mod raw;
 pub mod template;
 mod validate;
-mod yaml;
+pub(crate) mod yaml;
 
 pub use raw::{Entries, RawBaseline, RawGroup, RawOverride, RawRule, RuleFile, Spanned};
 pub use yaml::Pos;
@@ -192,6 +192,11 @@ pub struct AlertRule {
     /// Per-entity thresholds: the first override whose matchers all match an indicator row's
     /// labels gives that row's thresholds.
     pub overrides: Vec<Override>,
+    /// Only indicator rows whose labels match all of these are evaluated (e.g. a roll-up
+    /// depth or a tier); the others are as if absent.
+    pub filter: Vec<Matcher>,
+    /// Where each filter matcher's label name is.
+    pub filter_locations: Vec<Location>,
     /// When set, the thresholds apply to a score of the value against the entity's own history
     /// (z-score or percentile rank), not to the value itself.
     pub baseline: Option<Baseline>,
@@ -223,6 +228,7 @@ impl AlertRule {
             && same_threshold(self.critical, other.critical)
             && same_threshold(self.clear, other.clear)
             && self.overrides == other.overrides
+            && self.filter == other.filter
             && self.baseline == other.baseline
             && self.for_ == other.for_
             && self.keep_firing_for == other.keep_firing_for
@@ -233,6 +239,11 @@ impl AlertRule {
 }
 
 impl AlertRule {
+    /// True when the rule evaluates an indicator row with these labels (its filter matches).
+    pub fn selects(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.filter.iter().all(|m| m.matches(labels))
+    }
+
     /// The rule's own thresholds, before overrides.
     pub fn default_thresholds(&self) -> Thresholds {
         Thresholds {
@@ -534,6 +545,19 @@ pub fn check_against(
                         format!(
                             "label column {column:?} of indicator {:?} clashes with the alert label of that name",
                             rule.indicator
+                        ),
+                    );
+                }
+            }
+            for (m, location) in rule.filter.iter().zip(&rule.filter_locations) {
+                if !schema.labels.iter().any(|l| l == m.label()) {
+                    push(
+                        location,
+                        format!(
+                            "filter matches label {:?}, which indicator {:?} does not have (labels: {})",
+                            m.label(),
+                            rule.indicator,
+                            list(&schema.labels)
                         ),
                     );
                 }

@@ -73,6 +73,8 @@ pub struct RawRule {
     pub clear: Option<Spanned<f64>>,
     /// `overrides`, each one that is a mapping.
     pub overrides: Vec<RawOverride>,
+    /// `filter`: only indicator rows whose labels match are evaluated (thresholds unused).
+    pub filter: Option<RawOverride>,
     /// `baseline`, when it is a mapping.
     pub baseline: Option<RawBaseline>,
     /// `reason_code`.
@@ -135,6 +137,7 @@ const RULE_FIELDS: &[&str] = &[
     "keep_firing_for",
     "clear",
     "overrides",
+    "filter",
     "baseline",
     "reason_code",
     "labels",
@@ -142,6 +145,8 @@ const RULE_FIELDS: &[&str] = &[
 ];
 /// Keys allowed in an override.
 const OVERRIDE_FIELDS: &[&str] = &["match", "match_re", "warning", "critical", "clear"];
+/// Keys allowed in a filter.
+const FILTER_FIELDS: &[&str] = &["match", "match_re"];
 /// Keys allowed in a baseline.
 const BASELINE_FIELDS: &[&str] = &["method", "window", "every", "min_samples", "min_stddev"];
 /// Keys a rule must have.
@@ -329,6 +334,7 @@ fn read_rule(node: &Node, index: usize, group: &str, d: &mut Diags) -> Option<Ra
             "keep_firing_for" => rule.keep_firing_for = duration(value, key, ctx, d),
             "clear" => rule.clear = number(value, key, ctx, d),
             "overrides" => rule.overrides = read_overrides(value, ctx, d),
+            "filter" => rule.filter = read_filter(value, ctx, d),
             "baseline" => rule.baseline = read_baseline(value, ctx, d),
             "reason_code" => rule.reason_code = string(value, key, ctx, d),
             "labels" => {
@@ -420,6 +426,40 @@ fn read_overrides(node: &Node, context: &str, d: &mut Diags) -> Vec<RawOverride>
         out.push(o);
     }
     out
+}
+
+/// `filter`: a mapping of `match` / `match_re`, like an override without thresholds.
+fn read_filter(node: &Node, context: &str, d: &mut Diags) -> Option<RawOverride> {
+    let ctx = format!("{context}, filter");
+    if !matches!(node.kind, NodeKind::Map(_)) {
+        d.push(
+            node.pos,
+            &ctx,
+            format!("filter must be a mapping, got {}", node.kind.describe()),
+        );
+        return None;
+    }
+    let fields = entries(node, FILTER_FIELDS, &ctx, d);
+    let mut f = RawOverride {
+        index: 0,
+        pos: node.pos,
+        ..RawOverride::default()
+    };
+    for &(key, _, value) in &fields {
+        match key {
+            "match" => f.match_eq = read_match(value, &ctx, d),
+            "match_re" => {
+                f.match_re = string_map(value, "match_re", "label", &ctx, d)
+                    .map(|m| m.value)
+                    .unwrap_or_default()
+            }
+            _ => {}
+        }
+    }
+    if f.match_eq.is_empty() && f.match_re.is_empty() {
+        d.push(node.pos, &ctx, "filter needs match or match_re");
+    }
+    Some(f)
 }
 
 /// `match`: label names to a string or a list of strings.

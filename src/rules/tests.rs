@@ -118,7 +118,7 @@ fn unknown_fields_at_every_level() {
         [
             "r.yaml:3:5: group \"g\": unknown field \"interval\" (allowed: name, rules)",
             "r.yaml:8:9: group \"g\", rule \"A\": unknown field \"expr\" (allowed: alert, \
-             indicator, value, op, warning, critical, for, keep_firing_for, clear, overrides, baseline, \
+             indicator, value, op, warning, critical, for, keep_firing_for, clear, overrides, filter, baseline, \
              reason_code, labels, \
              annotations)",
             "r.yaml:15:1: unknown field \"version\" (allowed: groups)",
@@ -526,5 +526,23 @@ fn golden_fixtures() {
     assert!(
         good >= 3 && bad >= 5,
         "fixtures missing: {good} good, {bad} bad"
+    );
+}
+
+#[test]
+fn filter_labels_are_checked_against_the_indicator() {
+    let text = VALID.replace(
+        "        reason_code: r\n",
+        "        reason_code: r\n        filter:\n          match: {depth: [\"1\", \"2\"]}\n",
+    );
+    let set = parse_str(Path::new("r.yaml"), &text).unwrap();
+    let rule = set.rules().next().expect("a rule");
+    let row = |depth: &str| BTreeMap::from([("depth".to_string(), depth.to_string())]);
+    assert!(rule.selects(&row("2")) && !rule.selects(&row("3")));
+    let indicators = BTreeMap::from([("i".to_string(), schema(&["part"], &["v"]))]);
+    assert_eq!(
+        check_against(&set, &indicators).unwrap_err().to_string(),
+        "r.yaml:12:19: group \"g\", rule \"A\": filter matches label \"depth\", which \
+         indicator \"i\" does not have (labels: part)"
     );
 }

@@ -191,6 +191,10 @@ fn check_rule(
             overrides.push(valid);
         }
     }
+    let (filter, filter_locations) = match &raw.filter {
+        Some(f) => check_matchers(f, &format!("{context}, filter"), d),
+        None => (Vec::new(), Vec::new()),
+    };
     let for_ = duration(raw.for_.as_ref(), "for", context, d);
     let keep_firing_for = duration(raw.keep_firing_for.as_ref(), "keep_firing_for", context, d);
     if let Some(code) = &raw.reason_code {
@@ -248,6 +252,8 @@ fn check_rule(
         critical,
         clear,
         overrides,
+        filter,
+        filter_locations,
         baseline,
         for_: for_?,
         keep_firing_for: keep_firing_for?,
@@ -330,15 +336,13 @@ fn check_ladder(
     }
 }
 
-fn check_override(
+/// The `match` / `match_re` matchers of an override or a filter, with their label locations.
+fn check_matchers(
     raw: &RawOverride,
-    op: Option<Op>,
-    rule: &Thresholds,
     context: &str,
     d: &mut Diags,
-) -> Option<Override> {
-    let context = format!("{context}, override {}", raw.index);
-    let before = d.errors.len();
+) -> (Vec<Matcher>, Vec<Location>) {
+    let context = context.to_string();
     let mut matchers = Vec::new();
     let mut label_locations = Vec::new();
     for (label, values) in &raw.match_eq {
@@ -375,6 +379,19 @@ fn check_override(
             }
         }
     }
+    (matchers, label_locations)
+}
+
+fn check_override(
+    raw: &RawOverride,
+    op: Option<Op>,
+    rule: &Thresholds,
+    context: &str,
+    d: &mut Diags,
+) -> Option<Override> {
+    let context = format!("{context}, override {}", raw.index);
+    let before = d.errors.len();
+    let (matchers, label_locations) = check_matchers(raw, &context, d);
     let warning = finite(raw.warning.as_ref(), "warning", &context, d);
     let critical = finite(raw.critical.as_ref(), "critical", &context, d);
     let clear = finite(raw.clear.as_ref(), "clear", &context, d);

@@ -60,8 +60,9 @@ impl Engine {
     /// Builds the network, the scenario, the initial stock and the warm-up pipeline.
     pub fn new(cfg: &SimConfig) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-        let (network, topo) = network::build(cfg, &mut rng);
+        let (mut network, topo) = network::build(cfg, &mut rng);
         let scenario = Scenario::build(cfg, &network, &topo);
+        link_slip_to_first_tier2(&mut network, &scenario);
         let mut engine = Engine {
             clock: Clock::new(cfg.start),
             network,
@@ -295,6 +296,41 @@ impl Engine {
             self.push(at, WMS_SOURCE.to_string(), body);
         }
     }
+}
+
+/// The story the demo tells through the tiers: the first tier-2 supplier (whose own feed goes
+/// late from day 20, see `tier2.rs`) is a main source of the tier-1 supplier that slips, so
+/// the sub-tier problem shows on a tier-1 supplier that is itself late. Adds (or widens) the
+/// link; no RNG draw, so the rest of the network and the event stream stay as they were.
+fn link_slip_to_first_tier2(net: &mut Network, scenario: &Scenario) {
+    let Some(slip) = &scenario.slip else { return };
+    let Some(t1) = net.suppliers.get(slip.target).map(|s| s.id.clone()) else {
+        return;
+    };
+    let Some(t2) = net
+        .suppliers
+        .iter()
+        .find(|s| s.tier == 2)
+        .map(|s| s.id.clone())
+    else {
+        return;
+    };
+    let parts: Vec<String> = net
+        .parts
+        .iter()
+        .filter(|p| p.supplier == t1)
+        .map(|p| p.id.clone())
+        .collect();
+    if parts.is_empty() {
+        return;
+    }
+    net.tier_links.retain(|l| !(l.tier2 == t2 && l.tier1 == t1));
+    net.tier_links.push(network::TierLink {
+        tier2: t2,
+        tier1: t1,
+        parts,
+        share: 0.8,
+    });
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@
 //! - `engine.rs`: the daily loop (inventory positions, ordering, demand), warm-up, the buffer.
 //! - `orders.rs`: one PO's life, planned when it is placed; `transit.rs`: its shipment's trip.
 //! - `record.rs`: event bodies and JSON; `malformed.rs`: damaged records; `clock.rs`: time.
+//! - `tier2.rs`: the tier-2 suppliers' own feed files ([`Tier2Feeds`]: CSV reports, EPCIS), not
+//!   canonical events, from a separate RNG so the canonical stream does not change.
 
 mod clock;
 mod engine;
@@ -26,6 +28,7 @@ mod network;
 mod orders;
 mod record;
 mod scenario;
+mod tier2;
 mod transit;
 
 #[cfg(test)]
@@ -43,6 +46,7 @@ pub use scenario::{
     Disruption, DisruptionKind, CONGESTION_END_DAY, CONGESTION_FACTOR, CONGESTION_START_DAY,
     SLIP_END_DAY, SLIP_START_DAY, STOCK_OUT_END_DAY, STOCK_OUT_START_DAY, STOCK_OUT_SURGE,
 };
+pub use tier2::{FeedMessage, Tier2Feeds, TIER2_SILENT_DAY, TIER2_SLIP_START_DAY, TIER2_TOPICS};
 
 /// Errors of an unusable simulator configuration.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

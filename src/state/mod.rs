@@ -13,7 +13,7 @@
 
 pub mod tables;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use arrow::array::{
     Array, AsArray, Date32Array, Float64Array, Int64Array, ListArray, StringArray, StructArray,
@@ -157,6 +157,34 @@ pub struct ApplyStats {
     pub orphans: u64,
 }
 
+/// What one supplier feed has sent since chainwatch started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedActivity {
+    /// The supplier the feed belongs to.
+    pub supplier: String,
+    /// Records read from its messages (mapped, skipped and rejected).
+    pub records: u64,
+    /// Canonical events its records were mapped to.
+    pub events: u64,
+    /// Records (and events) rejected.
+    pub rejected: u64,
+    /// The latest event time of an event it delivered.
+    pub last_event_at: Option<i64>,
+    /// The watermark when its first record arrived.
+    pub first_seen_at: i64,
+}
+
+/// One micro-batch's worth of a feed's activity, as ingest counted it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct FeedTally {
+    pub feed: String,
+    pub supplier: String,
+    pub records: u64,
+    pub events: u64,
+    pub rejected: u64,
+    pub last_event_at: Option<i64>,
+}
+
 /// The whole live state.
 #[derive(Debug, Default)]
 pub struct State {
@@ -170,6 +198,8 @@ pub struct State {
     /// Lines a shipment notice named before the line itself was applied (topics are not
     /// ordered with each other): the shipment is linked when the line is created.
     awaiting_line: HashMap<LineKey, String>,
+    /// What each supplier feed has sent (records, rejects, latest event time), by feed name.
+    pub(crate) feeds: BTreeMap<String, FeedActivity>,
     seen: HashMap<String, i64>,
     seen_order: VecDeque<(i64, String)>,
     watermark: i64,
@@ -281,6 +311,38 @@ impl State {
 
     pub fn window_records(&self) -> usize {
         self.deliveries.len() + self.reschedules.len() + self.stops.len()
+    }
+
+    /// Add a micro-batch's feed activity.
+    pub fn record_feeds(&mut self, tallies: &[FeedTally]) {
+        for t in tallies {
+            let a = self
+                .feeds
+                .entry(t.feed.clone())
+                .or_insert_with(|| FeedActivity {
+                    supplier: t.supplier.clone(),
+                    records: 0,
+                    events: 0,
+                    rejected: 0,
+                    last_event_at: None,
+                    first_seen_at: self.watermark,
+                });
+            a.supplier.clone_from(&t.supplier);
+            a.records += t.records;
+            a.events += t.events;
+            a.rejected += t.rejected;
+            a.last_event_at = a.last_event_at.max(t.last_event_at);
+        }
+    }
+
+    /// What a feed has sent so far.
+    pub fn feed_activity(&self, feed: &str) -> Option<&FeedActivity> {
+        self.feeds.get(feed)
+    }
+
+    /// Forget the activity of feeds no longer defined.
+    pub fn retain_feeds(&mut self, keep: impl Fn(&str) -> bool) {
+        self.feeds.retain(|k, _| keep(k));
     }
 
     /// Apply a batch of validated events (rows must have passed

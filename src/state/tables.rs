@@ -10,6 +10,7 @@
 //! | `shipments` | in-flight shipment | shipment, supplier, origin, destination, lane, carrier, mode, shipped_at, eta, first_eta, eta_updates, status, location, last_event_at, held_since, reason_code |
 //! | `stops` | stop of a shipment at a location: completed ones in the window and open ones (departed_at null) | shipment, supplier, location, arrived_at, departed_at |
 //! | `inventory` | site and part | site, part, on_hand, daily_demand, updated_at |
+//! | `feed_activity` | supplier feed that sent records | feed, supplier, records, events, rejected, last_event_at (latest event time mapped), first_seen_at (watermark when its first record came) |
 //!
 //! Dates are `Date32`; `due_at` is the end of the promised day (UTC); timestamps are
 //! `Timestamp(ms, UTC)`.
@@ -27,13 +28,14 @@ use super::{State, DAY_MS};
 use crate::events::timestamp_type;
 
 /// Names of the state tables, in the order of [`schemas`].
-pub const TABLE_NAMES: [&str; 6] = [
+pub const TABLE_NAMES: [&str; 7] = [
     "po_lines",
     "deliveries",
     "reschedules",
     "shipments",
     "stops",
     "inventory",
+    "feed_activity",
 ];
 
 /// One snapshot of every state table, named.
@@ -82,8 +84,8 @@ fn ts(n: &str, nullable: bool) -> Field {
 }
 
 /// The schemas of the state tables, in the order of [`TABLE_NAMES`].
-pub fn schemas() -> &'static [SchemaRef; 6] {
-    static S: OnceLock<[SchemaRef; 6]> = OnceLock::new();
+pub fn schemas() -> &'static [SchemaRef; 7] {
+    static S: OnceLock<[SchemaRef; 7]> = OnceLock::new();
     S.get_or_init(|| {
         [
             Arc::new(Schema::new(vec![
@@ -163,6 +165,15 @@ pub fn schemas() -> &'static [SchemaRef; 6] {
                 f64f("on_hand"),
                 f64f("daily_demand"),
                 ts("updated_at", false),
+            ])),
+            Arc::new(Schema::new(vec![
+                utf8("feed", false),
+                utf8("supplier", false),
+                i64f("records"),
+                i64f("events"),
+                i64f("rejected"),
+                ts("last_event_at", true),
+                ts("first_seen_at", false),
             ])),
         ]
     })
@@ -350,6 +361,19 @@ pub(super) fn snapshot(s: &State) -> Tables {
             stamps(inv.iter().map(|(_, p)| p.updated_at)),
         ],
     );
+    let fa: Vec<_> = s.feeds.iter().collect();
+    let feed_activity = batch(
+        6,
+        vec![
+            strs(fa.iter().map(|(k, _)| k.as_str())),
+            strs(fa.iter().map(|(_, a)| a.supplier.as_str())),
+            i64s(fa.iter().map(|(_, a)| a.records as i64)),
+            i64s(fa.iter().map(|(_, a)| a.events as i64)),
+            i64s(fa.iter().map(|(_, a)| a.rejected as i64)),
+            opt_stamps(fa.iter().map(|(_, a)| a.last_event_at)),
+            stamps(fa.iter().map(|(_, a)| a.first_seen_at)),
+        ],
+    );
     Tables {
         tables: TABLE_NAMES
             .iter()
@@ -361,6 +385,7 @@ pub(super) fn snapshot(s: &State) -> Tables {
                 shipments,
                 stops,
                 inventory,
+                feed_activity,
             ])
             .collect(),
         watermark: s.watermark,
