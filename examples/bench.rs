@@ -240,7 +240,7 @@ async fn bench_end_to_end(days: i64) -> Option<(usize, f64, f64)> {
     config.kafka.partitions = 2;
     config.http.listen = "127.0.0.1:0".parse().ok()?;
     config.evaluation.rules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules");
-    config.evaluation.interval = Duration::from_secs(5);
+    config.evaluation.step = Duration::from_secs(3600);
     chainwatch::ingest::kafka::ensure_topics(&config.kafka, &brokers)
         .await
         .ok()?;

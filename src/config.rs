@@ -70,6 +70,25 @@ struct RawConfig {
     simulator: RawSimulator,
     feeds: RawFeeds,
     network: RawNetwork,
+    checkpoint: RawCheckpoint,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawCheckpoint {
+    enabled: bool,
+    dir: PathBuf,
+    interval: String,
+}
+
+impl Default for RawCheckpoint {
+    fn default() -> Self {
+        RawCheckpoint {
+            enabled: true,
+            dir: PathBuf::from("data/checkpoint"),
+            interval: "10s".into(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -155,12 +174,14 @@ impl Default for RawBatch {
 #[serde(deny_unknown_fields, default)]
 struct RawEventTime {
     allowed_lateness: String,
+    idle_timeout: String,
 }
 
 impl Default for RawEventTime {
     fn default() -> Self {
         RawEventTime {
             allowed_lateness: "1h".into(),
+            idle_timeout: "5s".into(),
         }
     }
 }
@@ -184,7 +205,8 @@ impl Default for RawState {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawEvaluation {
-    interval: String,
+    step: String,
+    history: usize,
     rules: PathBuf,
     watch_rules: bool,
     query_timeout: String,
@@ -195,7 +217,8 @@ struct RawEvaluation {
 impl Default for RawEvaluation {
     fn default() -> Self {
         RawEvaluation {
-            interval: "5s".into(),
+            step: "1m".into(),
+            history: 10_000,
             rules: PathBuf::from("rules"),
             watch_rules: true,
             query_timeout: "10s".into(),
@@ -292,12 +315,28 @@ pub struct Config {
     pub batch: BatchConfig,
     /// Events older than the watermark by more than this are dead-lettered as late.
     pub allowed_lateness: Duration,
+    /// A caught-up partition that delivered nothing for this long (wall clock) stops holding
+    /// the watermark back.
+    pub idle_timeout: Duration,
     pub retention: Retention,
     pub evaluation: EvaluationConfig,
     pub http: HttpConfig,
     pub simulator: SimulatorConfig,
     pub feeds: FeedsConfig,
     pub network: NetworkConfig,
+    pub checkpoint: CheckpointConfig,
+}
+
+/// Checkpoints of the state, the alerts and the consumed offsets (docs/operations.md).
+#[derive(Debug, Clone)]
+pub struct CheckpointConfig {
+    /// Off: no checkpoint is read or written; a restart starts from the committed offsets
+    /// with an empty state. Always off on the embedded broker (its data dies with it).
+    pub enabled: bool,
+    /// Directory of the checkpoint files (created when missing).
+    pub dir: PathBuf,
+    /// Wall-clock time between checkpoints (one is also written on shutdown).
+    pub interval: Duration,
 }
 
 /// Supplier feeds in their own formats (`feeds/*.yaml`, docs/feeds.md).
@@ -336,7 +375,75 @@ pub struct KafkaConfig {
     pub partitions: i32,
     pub replication_factor: i32,
     /// Passed through to librdkafka (TLS, SASL, tuning), for consumer and producer alike.
-    pub options: BTreeMap<String, String>,
+    pub options: KafkaOptions,
+}
+
+/// librdkafka options, secrets resolved (`${VAR}`, `<key>_file`). Prints secret values as
+/// `<redacted>`, so a logged config does not leak them.
+#[derive(Clone, Default, PartialEq)]
+pub struct KafkaOptions(pub BTreeMap<String, String>);
+
+impl KafkaOptions {
+    /// Does the key of a librdkafka option hold a secret?
+    pub fn is_secret(key: &str) -> bool {
+        let k = key.to_ascii_lowercase();
+        ["password", "secret", ".pem", "oauthbearer.config", "jaas"]
+            .iter()
+            .any(|s| k.contains(s))
+    }
+}
+
+impl std::fmt::Debug for KafkaOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(k, v)| {
+                let shown = if KafkaOptions::is_secret(k) {
+                    "<redacted>"
+                } else {
+                    v.as_str()
+                };
+                (k, shown)
+            }))
+            .finish()
+    }
+}
+
+impl<'a> IntoIterator for &'a KafkaOptions {
+    type Item = (&'a String, &'a String);
+    type IntoIter = std::collections::btree_map::Iter<'a, String, String>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl IntoIterator for KafkaOptions {
+    type Item = (String, String);
+    type IntoIter = std::collections::btree_map::IntoIter<String, String>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+/// `${NAME}` in `value` replaced by the environment variable `NAME`; a `$` not followed by
+/// `{` is kept. Err names the first unset variable or an unclosed `${`.
+fn expand_env(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(i) = rest.find("${") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(end) = after.find('}') else {
+            return Err(format!("unclosed ${{ in {value:?}"));
+        };
+        let name = &after[..end];
+        match env(name) {
+            Some(v) => out.push_str(&v),
+            None => return Err(format!("environment variable {name} is not set")),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 #[derive(Debug, Clone)]
@@ -351,8 +458,12 @@ pub struct BatchConfig {
 
 #[derive(Debug, Clone)]
 pub struct EvaluationConfig {
-    /// Wall-clock time between evaluations of the indicators and rules.
-    pub interval: Duration,
+    /// Event time between evaluations: the rules are evaluated at every multiple of `step`
+    /// whose step holds events, once the watermark has passed it, with exactly the events
+    /// before it applied. Alert times (`for`, active since) have this resolution.
+    pub step: Duration,
+    /// Alert transitions kept for `/api/alerts/history` (and in checkpoints).
+    pub history: usize,
     /// Directory of rule files; indicator SQL lives in its `indicators/` subdirectory.
     pub rules: PathBuf,
     /// Reload the rules when their files change (SIGHUP and `POST /-/reload` work regardless).
@@ -482,9 +593,11 @@ impl Config {
             "event_time.allowed_lateness",
             &raw.event_time.allowed_lateness,
         );
+        let idle_timeout = duration("event_time.idle_timeout", &raw.event_time.idle_timeout);
         let window = duration("state.window", &raw.state.window);
         let dedup = duration("state.dedup_retention", &raw.state.dedup_retention);
-        let interval = duration("evaluation.interval", &raw.evaluation.interval);
+        let step = duration("evaluation.step", &raw.evaluation.step);
+        let checkpoint_interval = duration("checkpoint.interval", &raw.checkpoint.interval);
         let query_timeout = duration("evaluation.query_timeout", &raw.evaluation.query_timeout);
         let history = duration("simulator.history", &raw.simulator.history);
         let request_timeout = duration("http.request_timeout", &raw.http.request_timeout);
@@ -515,8 +628,14 @@ impl Config {
         if raw.batch.max_message_bytes < 64 {
             invalid("batch.max_message_bytes", "must be at least 64".into());
         }
-        if interval < Duration::from_millis(10) {
-            invalid("evaluation.interval", "must be at least 10ms".into());
+        if step < Duration::from_millis(10) {
+            invalid("evaluation.step", "must be at least 10ms".into());
+        }
+        if step > Duration::from_secs(86_400) {
+            invalid("evaluation.step", "must be at most 1d".into());
+        }
+        if checkpoint_interval < Duration::from_millis(100) {
+            invalid("checkpoint.interval", "must be at least 100ms".into());
         }
         if raw.evaluation.max_exported_rows == 0 {
             invalid("evaluation.max_exported_rows", "must be at least 1".into());
@@ -587,12 +706,40 @@ impl Config {
                 "must differ from the input topics".into(),
             );
         }
-        for key in raw.kafka.options.keys() {
+        let mut kafka_options = BTreeMap::new();
+        for (key, value) in &raw.kafka.options {
+            let at = format!("kafka.options.{key:?}");
             if key == "group.id" || key == "bootstrap.servers" {
-                invalid(
-                    &format!("kafka.options.{key:?}"),
-                    "set kafka.group_id / kafka.brokers instead".into(),
-                );
+                invalid(&at, "set kafka.group_id / kafka.brokers instead".into());
+                continue;
+            }
+            let value = match expand_env(value, env) {
+                Ok(v) => v,
+                Err(e) => {
+                    invalid(&at, e);
+                    continue;
+                }
+            };
+            // `sasl.password_file = "/run/secrets/kafka"`: the value of `sasl.password`.
+            let Some(target) = key.strip_suffix("_file") else {
+                kafka_options.insert(key.clone(), value);
+                continue;
+            };
+            if raw.kafka.options.contains_key(target) {
+                invalid(&at, format!("set {target:?} or {key:?}, not both"));
+                continue;
+            }
+            let file = Path::new(&value);
+            let file = match path.parent() {
+                Some(dir) if file.is_relative() => dir.join(file),
+                _ => file.to_path_buf(),
+            };
+            match std::fs::read_to_string(&file) {
+                Ok(text) => {
+                    let text = text.trim_end_matches(['\n', '\r']).to_string();
+                    kafka_options.insert(target.to_string(), text);
+                }
+                Err(e) => invalid(&at, format!("{}: {e}", file.display())),
             }
         }
         let listen = match raw.http.listen.parse::<SocketAddr>() {
@@ -654,7 +801,7 @@ impl Config {
                 create_topics: raw.kafka.create_topics,
                 partitions: raw.kafka.partitions,
                 replication_factor: raw.kafka.replication_factor,
-                options: raw.kafka.options,
+                options: KafkaOptions(kafka_options),
             },
             batch: BatchConfig {
                 max_rows: raw.batch.max_rows,
@@ -662,12 +809,14 @@ impl Config {
                 max_message_bytes: raw.batch.max_message_bytes,
             },
             allowed_lateness: lateness,
+            idle_timeout,
             retention: Retention {
                 window_ms: window.as_millis() as i64,
                 dedup_ms: dedup.as_millis() as i64,
             },
             evaluation: EvaluationConfig {
-                interval,
+                step,
+                history: raw.evaluation.history,
                 rules: raw.evaluation.rules,
                 watch_rules: raw.evaluation.watch_rules,
                 max_exported_rows: raw.evaluation.max_exported_rows,
@@ -700,6 +849,11 @@ impl Config {
                 exposure_every,
                 horizon,
             },
+            checkpoint: CheckpointConfig {
+                enabled: raw.checkpoint.enabled,
+                dir: raw.checkpoint.dir,
+                interval: checkpoint_interval,
+            },
         })
     }
 }
@@ -713,7 +867,8 @@ mod tests {
         let c = Config::default();
         assert!(c.kafka.brokers.is_none());
         assert_eq!(c.batch.max_rows, 4096);
-        assert_eq!(c.evaluation.interval, Duration::from_secs(5));
+        assert_eq!(c.evaluation.step, Duration::from_secs(60));
+        assert!(c.checkpoint.enabled);
         assert_eq!(c.http.listen.to_string(), "127.0.0.1:9750");
         assert_eq!(c.retention.window_ms, 90 * 86_400_000);
     }
@@ -757,7 +912,7 @@ mod tests {
 max_rows = 0
 linger = "soon"
 [evaluation]
-interval = "1ms"
+step = "1ms"
 [http]
 listen = "nowhere"
 [kafka]
@@ -778,12 +933,41 @@ dead_letter_topic = "chainwatch.erp"
             [
                 "batch.linger",
                 "batch.max_rows",
-                "evaluation.interval",
+                "evaluation.step",
                 "kafka.dead_letter_topic",
                 "kafka.options.\"group.id\"",
                 "http.listen"
             ]
         );
+    }
+
+    #[test]
+    fn kafka_secrets_come_from_the_environment_or_files_and_never_print() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("kafka.pw"), "pw-from-file\n").unwrap();
+        let cfg_path = dir.path().join("c.toml");
+        let env = |k: &str| (k == "KAFKA_USER").then(|| "svc-chainwatch".to_string());
+        let text = "[kafka.options]\n\"security.protocol\" = \"SASL_SSL\"\n\
+            \"sasl.username\" = \"${KAFKA_USER}\"\n\"sasl.password_file\" = \"kafka.pw\"\n";
+        let c = Config::parse_with_env(&cfg_path, text, &env).unwrap();
+        let o = &c.kafka.options.0;
+        assert_eq!(o["sasl.username"], "svc-chainwatch");
+        assert_eq!(
+            o["sasl.password"], "pw-from-file",
+            "relative to the config, newline cut"
+        );
+        assert!(!o.contains_key("sasl.password_file"));
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("pw-from-file"), "{printed}");
+        assert!(printed.contains("SASL_SSL") && printed.contains("<redacted>"));
+
+        let bad = "[kafka.options]\n\"sasl.password\" = \"${NOPE}\"\n\
+            \"ssl.key.password_file\" = \"missing.pw\"\n";
+        let e = Config::parse_with_env(&cfg_path, bad, &env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("NOPE is not set"), "{e}");
+        assert!(e.contains("missing.pw"), "{e}");
     }
 
     #[test]

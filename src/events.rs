@@ -44,10 +44,13 @@ pub enum EventKind {
     ShipmentCreated,
     Milestone,
     EtaUpdate,
+    /// No business content: says the source is alive and its event time has reached
+    /// `event_time`, so a quiet source still moves the watermark and closes steps.
+    Heartbeat,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::PoLineCreated,
         EventKind::PoLineChanged,
         EventKind::PoLineCancelled,
@@ -58,6 +61,7 @@ impl EventKind {
         EventKind::ShipmentCreated,
         EventKind::Milestone,
         EventKind::EtaUpdate,
+        EventKind::Heartbeat,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,20 +76,23 @@ impl EventKind {
             EventKind::ShipmentCreated => "shipment_created",
             EventKind::Milestone => "milestone",
             EventKind::EtaUpdate => "eta_update",
+            EventKind::Heartbeat => "heartbeat",
         }
     }
 
-    pub fn source(self) -> Source {
+    /// The system that emits the kind; heartbeats come from any.
+    pub fn source(self) -> Option<Source> {
         match self {
             EventKind::PoLineCreated
             | EventKind::PoLineChanged
             | EventKind::PoLineCancelled
             | EventKind::SupplierConfirmation
-            | EventKind::GoodsReceipt => Source::Erp,
-            EventKind::InventoryPosition | EventKind::StockMovement => Source::Wms,
+            | EventKind::GoodsReceipt => Some(Source::Erp),
+            EventKind::InventoryPosition | EventKind::StockMovement => Some(Source::Wms),
             EventKind::ShipmentCreated | EventKind::Milestone | EventKind::EtaUpdate => {
-                Source::Logistics
+                Some(Source::Logistics)
             }
+            EventKind::Heartbeat => None,
         }
     }
 
@@ -121,6 +128,7 @@ impl EventKind {
             ],
             EventKind::Milestone => &["shipment", "supplier", "status", "location"],
             EventKind::EtaUpdate => &["shipment", "supplier", "eta"],
+            EventKind::Heartbeat => &[],
         }
     }
 

@@ -429,7 +429,10 @@ pub async fn load(path: &Path) -> Result<TestFile, Vec<TestFileError>> {
             event
                 .entry("event_id")
                 .or_insert_with(|| format!("test{}-{}", ti + 1, ei + 1).into());
-            event.entry("source").or_insert_with(|| "test".into());
+            // A feed's events carry its name as their source, as the feed mapping sets it:
+            // that is what counts as the feed's activity.
+            let source = e.value.feed.as_ref().map_or("test", |f| f.value.as_str());
+            event.entry("source").or_insert_with(|| source.into());
             let json = serde_json::Value::Object(event).to_string().into_bytes();
             events.push((e_at, json));
         }

@@ -306,7 +306,7 @@ fn bad_definitions_report_every_error_with_its_position() {
             format!("{f}:6:1: {n}: unknown key \"colour\" (allowed: feed, supplier, topic, expect_every, timezone, sentinels, format, codes, mappings)"),
             format!("{f}:9:14: {n}: format.delimiter must be one ASCII character"),
             format!("{f}:10:13: {n}: unknown encoding \"klingon\" (a WHATWG label such as utf-8, windows-1252, iso-8859-1, shift_jis, gbk, utf-16le)"),
-            format!("{f}:12:11: {n}: mapping 1: unknown kind \"po_line_deleted\" (kinds: po_line_created, po_line_changed, po_line_cancelled, supplier_confirmation, goods_receipt, inventory_position, stock_movement, shipment_created, milestone, eta_update)"),
+            format!("{f}:12:11: {n}: mapping 1: unknown kind \"po_line_deleted\" (kinds: po_line_created, po_line_changed, po_line_cancelled, supplier_confirmation, goods_receipt, inventory_position, stock_movement, shipment_created, milestone, eta_update, heartbeat)"),
             format!("{f}:15:5: {n}: {m2}: missing field supplier (required by goods_receipt)"),
             format!("{f}:15:5: {n}: {m2}: missing field quantity (required by goods_receipt)"),
             format!("{f}:15:5: {n}: {m2}: missing field received_at (required by goods_receipt)"),

@@ -7,6 +7,7 @@ mod feeds;
 mod onboarding;
 mod pipeline;
 mod prometheus;
+mod recovery;
 mod reload;
 mod sandbox;
 mod status_page;

@@ -241,16 +241,18 @@ async fn tier2_feeds_onboard_live_and_a_disruption_reaches_tier1_with_alternates
             .collect::<Vec<_>>(),
     )
     .await;
-    // One report at a time, each evaluated, so the condition is seen to hold for `for` (6 h).
-    for (t, watermark) in [
-        ("10.03.2026 08:00", "2026-03-09T07:00:00Z"),
-        ("10.03.2026 15:00", "2026-03-09T14:00:00Z"),
-        ("11.03.2026 08:00", "2026-03-10T07:00:00Z"),
+    // One report at a time, each evaluated, so the condition is seen to hold for `for` (6 h):
+    // a heartbeat a day (the lateness) after each report closes the report's step.
+    for (t, utc) in [
+        ("10.03.2026 08:00", "2026-03-10T07:00:00Z"),
+        ("10.03.2026 15:00", "2026-03-10T14:00:00Z"),
+        ("11.03.2026 08:00", "2026-03-11T07:00:00Z"),
     ] {
         produce(&p, "feeds.sup-t2-003.orders", &[late_report(t)]).await;
-        let ms = chrono::DateTime::parse_from_rfc3339(watermark)
+        let ms = chrono::DateTime::parse_from_rfc3339(utc)
             .expect("time")
             .timestamp_millis();
+        tick(&p, "onb.wms", ms + 86_400_000 + 1).await;
         wait_evaluated(&base, ms).await;
     }
     let alerts = wait_firing(&base, 60, |f| {

@@ -83,20 +83,21 @@ async fn indicators_and_alerts_follow_event_time_through_metrics_and_api() {
             T0 + 15 * DAY_MS,
         ));
     }
-    let n_erp = erp.len() as u64;
     produce(&p, "e2e.erp", &bytes(&erp)).await;
-    wait_status(&base, 60, |s| s["records_applied"].as_u64() == Some(n_erp)).await;
-    // Inventory at the same event time: 50 on hand at 10/day = 5 days of supply.
+    // Every ERP event read (the watermark is at the last one) before the WMS topic moves it.
+    wait_status(&base, 60, |s| {
+        s["watermark_ms"].as_i64() == Some(T0 + 15 * DAY_MS)
+    })
+    .await;
+    // Inventory at the same event time: 50 on hand at 10/day = 5 days of supply. Then a tick
+    // just after, which closes the step ending at T0+15d.
     produce(
         &p,
         "e2e.wms",
         &bytes(&[position("inv-1", T0 + 15 * DAY_MS, 50.0)]),
     )
     .await;
-    wait_status(&base, 60, |s| {
-        s["records_applied"].as_u64() == Some(n_erp + 1)
-    })
-    .await;
+    tick(&p, "e2e.wms", T0 + 15 * DAY_MS + 1).await;
     wait_evaluated(&base, T0 + 15 * DAY_MS).await;
 
     let m = get_text(&base, "/metrics").await;
@@ -155,6 +156,7 @@ async fn indicators_and_alerts_follow_event_time_through_metrics_and_api() {
     // Seven hours of event time later the conditions still hold: firing.
     let t1 = T0 + 15 * DAY_MS + 7 * 3_600_000;
     produce(&p, "e2e.wms", &bytes(&[position("inv-2", t1, 50.0)])).await;
+    tick(&p, "e2e.wms", t1 + 1).await;
     wait_evaluated(&base, t1).await;
     let m = get_text(&base, "/metrics").await;
     let firing = [
@@ -211,6 +213,7 @@ async fn indicators_and_alerts_follow_event_time_through_metrics_and_api() {
     // 35 days on, the late deliveries left the 30-day window and stock is replenished.
     let t2 = T0 + 50 * DAY_MS;
     produce(&p, "e2e.wms", &bytes(&[position("inv-3", t2, 1000.0)])).await;
+    tick(&p, "e2e.wms", t2 + 1).await;
     wait_evaluated(&base, t2).await;
     let m = get_text(&base, "/metrics").await;
     assert_eq!(
@@ -227,13 +230,51 @@ async fn indicators_and_alerts_follow_event_time_through_metrics_and_api() {
     assert_eq!(a["state"], "resolved");
     assert_eq!(a["resolved_at"], iso(t2).replace(".000", ""));
 
+    // The alert's whole life, in event time, from the history.
+    let h = get_json(&base, "/api/alerts/history?rule=SupplierOnTimeRatioLow").await;
+    let life: Vec<(String, String, String)> = h["transitions"]
+        .as_array()
+        .expect("transitions")
+        .iter()
+        .map(|t| {
+            (
+                t["change"].as_str().unwrap_or_default().to_string(),
+                t["at"].as_str().unwrap_or_default().to_string(),
+                t["labels"]["supplier"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    let at = |ms: i64| iso(ms).replace(".000", "");
+    let s = |x: &str| x.to_string();
+    assert_eq!(
+        life,
+        [
+            (s("pending"), at(T0 + 15 * DAY_MS), s("S-LATE")),
+            (s("firing"), at(t1), s("S-LATE")),
+            (s("resolved"), at(t2), s("S-LATE")),
+        ],
+        "{h:#}"
+    );
+    let resolved = get_json(&base, "/api/alerts/history?change=resolved&limit=1").await;
+    assert_eq!(resolved["transitions"].as_array().map(Vec::len), Some(1));
+    assert_eq!(resolved["transitions"][0]["change"], "resolved");
+    let bad = reqwest::get(format!("{base}/api/alerts/history?since=yesterday"))
+        .await
+        .expect("GET");
+    assert_eq!(bad.status(), 400);
+
     running.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_records_go_to_the_dead_letter_topic_with_their_reason() {
     let broker = Tansu::start();
-    let config = single_partition(test_config(&broker.brokers, "dlq"));
+    let mut config = single_partition(test_config(&broker.brokers, "dlq"));
+    // Small enough that an oversized message is cheap to send.
+    config.batch.max_message_bytes = 2048;
     let running = start(config).await;
     let base = format!("http://{}", running.http_addr);
     let p = producer(&broker.brokers);
@@ -279,6 +320,18 @@ async fn malformed_records_go_to_the_dead_letter_topic_with_their_reason() {
             "shipment": "SH", "supplier": "S1", "status": "teleported", "location": "X"})
             .to_string(),
         ),
+        (
+            "too_large",
+            text.replace("\"P-1\"", &format!("\"{}\"", "P".repeat(3000))),
+        ),
+        (
+            "invalid_json",
+            format!("{}{}", "[".repeat(600), "]".repeat(600)),
+        ),
+        (
+            "invalid_date",
+            text.replace(&date(T0 + 10 * DAY_MS), "9999-12-31"),
+        ),
         // Sent after an event one day later: older than the watermark (lateness 0).
         ("late_event", late.to_string()),
     ];
@@ -297,6 +350,9 @@ async fn malformed_records_go_to_the_dead_letter_topic_with_their_reason() {
         payloads.push(after.to_string());
     }
     let valid = payloads.len() - bad.len();
+    // Closes the last step (T0+1d): every valid event is then applied (the heartbeat's own
+    // step stays open).
+    payloads.push(heartbeat("hb", T0 + DAY_MS + 1).to_string());
     let to_bytes = |v: &[String]| v.iter().map(|s| s.clone().into_bytes()).collect::<Vec<_>>();
     // Everything up to the event that moves the watermark to T0+1d, then (once it has moved)
     // the late event and the rest.
@@ -348,15 +404,25 @@ async fn malformed_records_go_to_the_dead_letter_topic_with_their_reason() {
             "chainwatch_ingest_rejected_total",
             &[("reason", "invalid_json")]
         ),
-        Some(2.0)
+        Some(3.0),
+        "two malformed, one nested too deep"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "chainwatch_ingest_rejected_total",
+            &[("reason", "invalid_date")]
+        ),
+        Some(2.0),
+        "an impossible date and an absurd one"
     );
     for reason in [
         "wrong_type",
         "unknown_kind",
         "missing_field",
         "negative_quantity",
-        "invalid_date",
         "invalid_value",
+        "too_large",
         "late_event",
     ] {
         assert_eq!(
@@ -390,7 +456,10 @@ async fn malformed_records_go_to_the_dead_letter_topic_with_their_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redelivered_events_are_not_counted_twice() {
     let broker = Tansu::start();
-    let config = test_config(&broker.brokers, "redeliver");
+    let mut config = test_config(&broker.brokers, "redeliver");
+    // Redelivered copies come after the originals: within the allowed lateness they are
+    // recognised as duplicates, not dead-lettered as late.
+    config.allowed_lateness = std::time::Duration::from_secs(86_400);
     let running = start(config).await;
     let base = format!("http://{}", running.http_addr);
     let p = producer(&broker.brokers);
@@ -405,22 +474,22 @@ async fn redelivered_events_are_not_counted_twice() {
             )
         })
         .chain((0..3).map(|i| {
-            let mut r = receipt(&format!("r{i}"), "S1", &format!("PO-{i}"), T0);
+            let mut r = receipt(&format!("r{i}"), "S1", &format!("PO-{i}"), T0 + 3_600_000);
             r["quantity"] = json!(40);
             r
         }))
         .collect();
-    produce(&p, "redeliver.erp", &bytes(&events[..3])).await;
-    wait_status(&base, 60, |s| s["records_applied"].as_u64() == Some(3)).await;
-    produce(&p, "redeliver.erp", &bytes(&events[3..])).await;
-    wait_status(&base, 60, |s| s["records_applied"].as_u64() == Some(6)).await;
+    produce(&p, "redeliver.erp", &bytes(&events)).await;
     // The same batch again, as a producer retry or a replay would deliver it.
     produce(&p, "redeliver.erp", &bytes(&events)).await;
-    let s = wait_status(&base, 60, |s| s["duplicates"].as_u64() == Some(6)).await;
-    assert_eq!(s["records_applied"].as_u64(), Some(6));
+    // A day and a bit later: the watermark passes both steps.
+    tick(&p, "redeliver.erp", T0 + DAY_MS + 3_600_001).await;
+    let s = wait_status(&base, 60, |s| {
+        s["duplicates"].as_u64() == Some(6) && s["records_applied"].as_u64() == Some(6)
+    })
+    .await;
     assert_eq!(s["records_dead_lettered"].as_u64(), Some(0));
-    let wm = s["watermark_ms"].as_i64().unwrap_or_default();
-    wait_evaluated(&base, wm).await;
+    wait_evaluated(&base, T0 + 3_600_000).await;
     let m = get_text(&base, "/metrics").await;
     assert_eq!(
         sample(&m, "chainwatch_state_duplicate_events_total", &[]),

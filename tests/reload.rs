@@ -114,16 +114,18 @@ async fn feed_late_supplier(brokers: &str, topic: &str, base: &str) {
         ));
     }
     let payloads: Vec<Vec<u8>> = events.iter().map(|e| e.to_string().into_bytes()).collect();
-    produce(&producer(brokers), topic, &payloads).await;
-    wait_evaluated(base, T0 + 15 * DAY_MS).await;
+    let p = producer(brokers);
+    produce(&p, topic, &payloads).await;
+    evaluate_at(&p, base, topic, T0 + 15 * DAY_MS).await;
 }
 
 /// One more supplier with one open line, at T0+16d: the watermark moves on.
 async fn feed_open_line(brokers: &str, topic: &str, base: &str) {
     let mut e = created("c-open", "S-OPEN", "PO-OPEN", T0 + 40 * DAY_MS);
     e["event_time"] = json!(iso(T0 + 16 * DAY_MS));
-    produce(&producer(brokers), topic, &[e.to_string().into_bytes()]).await;
-    wait_evaluated(base, T0 + 16 * DAY_MS).await;
+    let p = producer(brokers);
+    produce(&p, topic, &[e.to_string().into_bytes()]).await;
+    evaluate_at(&p, base, topic, T0 + 16 * DAY_MS).await;
 }
 
 fn alert<'a>(alerts: &'a Value, name: &str, supplier: &str) -> Option<&'a Value> {
@@ -514,7 +516,7 @@ async fn sighup_reloads_the_rules_of_the_running_binary() {
     std::fs::write(
         &config,
         format!(
-            "[evaluation]\ninterval = \"200ms\"\nrules = \"{}\"\nwatch_rules = false\n\
+            "[evaluation]\nstep = \"1h\"\nrules = \"{}\"\nwatch_rules = false\n\
              [http]\nlisten = \"127.0.0.1:{port}\"\n[simulator]\nhistory = \"2d\"\n",
             dir.path().display()
         ),

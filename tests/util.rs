@@ -16,7 +16,7 @@ use serde_json::Value;
 pub struct Tansu {
     child: Child,
     pub brokers: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 pub fn free_port() -> u16 {
@@ -30,8 +30,21 @@ impl Tansu {
     pub fn start() -> Tansu {
         let port = free_port();
         let dir = tempfile::tempdir().expect("temp dir");
+        let child = Tansu::spawn(dir.path(), port);
+        Tansu {
+            child,
+            brokers: format!("127.0.0.1:{port}"),
+            dir,
+        }
+    }
+
+    fn spawn(dir: &std::path::Path, port: u16) -> Child {
         let url = format!("tcp://127.0.0.1:{port}");
-        let log = std::fs::File::create(dir.path().join("tansu.log")).expect("log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("tansu.log"))
+            .expect("log file");
         let child = Command::new(std::env::var("TANSU").unwrap_or_else(|_| "tansu".into()))
             .args([
                 "broker",
@@ -42,7 +55,7 @@ impl Tansu {
                 "--storage-engine",
                 "sqlite://tansu.db",
             ])
-            .current_dir(dir.path())
+            .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -52,11 +65,24 @@ impl Tansu {
             assert!(Instant::now() < deadline, "tansu did not listen on {port}");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Tansu {
-            child,
-            brokers: format!("127.0.0.1:{port}"),
-            _dir: dir,
-        }
+        child
+    }
+
+    /// Kill the broker (its storage stays).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Start it again on the same port and storage.
+    pub fn restart(&mut self) {
+        let port: u16 = self
+            .brokers
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        self.child = Tansu::spawn(self.dir.path(), port);
     }
 }
 
@@ -88,9 +114,12 @@ logistics = "{name}.logistics"
 linger = "20ms"
 [event_time]
 allowed_lateness = "0s"
+idle_timeout = "200ms"
 [evaluation]
-interval = "100ms"
+step = "1h"
 rules = "{rules}"
+[checkpoint]
+enabled = false
 [http]
 listen = "127.0.0.1:0"
 [feeds]
@@ -173,11 +202,11 @@ pub async fn wait_status(base: &str, secs: u64, pred: impl Fn(&Value) -> bool) -
     }
 }
 
-/// Wait until an evaluation ran on a state that had every applied event and whose watermark
-/// reached `watermark_ms`.
-pub async fn wait_evaluated(base: &str, watermark_ms: i64) -> Value {
+/// Wait until the step ending at `at_ms` (and every one before) has been evaluated: the
+/// watermark is past it and the evaluator has seen every applied event.
+pub async fn wait_evaluated(base: &str, at_ms: i64) -> Value {
     wait_status(base, 60, |s| {
-        s["evaluation"]["watermark_ms"].as_i64() >= Some(watermark_ms)
+        s["watermark_ms"].as_i64() > Some(at_ms)
             && s["evaluation"]["records_applied"] == s["records_applied"]
     })
     .await
@@ -195,6 +224,27 @@ pub fn sample(metrics: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f6
             .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")));
         all.then(|| rest.rsplit(' ').next()?.parse().ok()).flatten()
     })
+}
+
+/// A heartbeat event at `at_ms`: moves event time, changes no table.
+pub fn heartbeat(id: &str, at_ms: i64) -> Value {
+    serde_json::json!({"event_id": id, "kind": "heartbeat", "event_time": iso(at_ms), "source": "test"})
+}
+
+/// Produce a heartbeat at `at_ms` to `topic`: an evaluation step closes once the watermark is
+/// past its end, so a test ticks just after the instant it wants evaluated.
+pub async fn tick(p: &FutureProducer, topic: &str, at_ms: i64) {
+    let hb = heartbeat(&format!("hb-{topic}-{at_ms}"), at_ms);
+    produce(p, topic, &[hb.to_string().into_bytes()]).await;
+}
+
+/// Once every event up to `at_ms` has been read (the watermark is there), tick just after it
+/// and wait for the evaluation at `at_ms`.
+pub async fn evaluate_at(p: &FutureProducer, base: &str, topic: &str, at_ms: i64) -> Value {
+    wait_status(base, 60, |s| s["watermark_ms"].as_i64() >= Some(at_ms)).await;
+
+    tick(p, topic, at_ms + 1).await;
+    wait_evaluated(base, at_ms).await
 }
 
 pub const DAY_MS: i64 = 86_400_000;
@@ -215,7 +265,7 @@ pub fn date(ms: i64) -> String {
 }
 
 /// The embedded demo (`make run`: in-process broker + simulator) on a free port, with the
-/// repository's rules evaluated every 500 ms. Returns the pipeline, the live feeder task and
+/// repository's rules (evaluated once per simulated hour). Returns the pipeline, the live feeder task and
 /// the HTTP base URL.
 pub async fn start_demo() -> (
     Running,
@@ -225,7 +275,6 @@ pub async fn start_demo() -> (
     let mut config = Config::default();
     config.http.listen = "127.0.0.1:0".parse().expect("addr");
     config.evaluation.rules = repo_path("rules");
-    config.evaluation.interval = Duration::from_millis(500);
     // The simulator's tier-2 feeds; its network comes over the network topic.
     config.feeds.dir = repo_path("feeds");
     config.network.dir = repo_path("tests/fixtures/none");

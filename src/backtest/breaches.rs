@@ -286,7 +286,5 @@ fn date(days: i32) -> String {
 
 /// An event time as RFC 3339 (UTC, seconds).
 pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_else(|| ms.to_string())
+    crate::rules::template::rfc3339(ms)
 }

@@ -23,18 +23,6 @@ pub mod source;
 
 /// Serializers writing event-time milliseconds as RFC 3339, for JSON people also read.
 pub(crate) mod ser {
-    use serde::Serializer;
-
     /// `ms` as `2026-01-05T00:00:00Z`.
-    pub fn time<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&super::breaches::rfc3339(*ms))
-    }
-
-    /// `Some(ms)` as RFC 3339, `None` as null.
-    pub fn opt_time<S: Serializer>(ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
-        match ms {
-            Some(ms) => time(ms, s),
-            None => s.serialize_none(),
-        }
-    }
+    pub use crate::alerts::history::ser::time::serialize as time;
 }

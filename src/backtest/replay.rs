@@ -13,15 +13,14 @@
 //! same outcome, and days of history take seconds. Unlike the service, the watermark is the
 //! evaluation time itself (the history is complete, so there is no lateness to wait for).
 
-use std::collections::BTreeMap;
-
 use arrow::compute::{lexsort_to_indices, take_record_batch, SortColumn};
 use arrow::datatypes::DataType;
 use serde::Serialize;
 
 use super::breaches::{Breach, BreachFinder};
 use super::source::EventLog;
-use crate::alerts::{Alert, AlertEngine, AlertState, Severity};
+use crate::alerts::history::Tracker;
+use crate::alerts::{Alert, AlertEngine};
 use crate::indicators::{IndicatorError, IndicatorResult, Indicators};
 use crate::pipeline::{samples_for, RuleBook};
 use crate::state::{Retention, State, Tables};
@@ -72,70 +71,7 @@ impl Schedule {
     }
 }
 
-/// What an alert did at a [`Transition`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Change {
-    /// Its condition started to hold.
-    Pending,
-    /// It started firing.
-    Firing,
-    /// It stopped firing.
-    Resolved,
-    /// Its condition stopped holding before it fired.
-    Cancelled,
-}
-
-/// One change of one alert, as seen at an evaluation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Transition {
-    /// When it happened (event-time ms): the evaluation that saw it.
-    #[serde(serialize_with = "super::ser::time")]
-    pub at: i64,
-    /// The rule.
-    pub rule: String,
-    /// What happened.
-    pub change: Change,
-    /// Every label of the alert, `severity` included.
-    pub labels: BTreeMap<String, String>,
-    /// Severity at that moment.
-    pub severity: Severity,
-    /// The value at the last evaluation where the condition held.
-    pub value: f64,
-    /// The threshold of `severity`.
-    pub threshold: f64,
-    /// Rendered annotations at that moment.
-    pub annotations: BTreeMap<String, String>,
-}
-
-/// One alert from pending to resolved (or cancelled, or still open at the end).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Episode {
-    /// The rule.
-    pub rule: String,
-    /// The alert's labels without `severity`: its identity within the rule.
-    pub labels: BTreeMap<String, String>,
-    /// The highest severity reached.
-    pub severity: Severity,
-    /// When its condition started to hold.
-    #[serde(serialize_with = "super::ser::time")]
-    pub pending_at: i64,
-    /// When it started firing; `None` if it never fired.
-    #[serde(serialize_with = "super::ser::opt_time")]
-    pub fired_at: Option<i64>,
-    /// When it was resolved; `None` while firing at the end.
-    #[serde(serialize_with = "super::ser::opt_time")]
-    pub resolved_at: Option<i64>,
-    /// When it was dropped without firing.
-    #[serde(serialize_with = "super::ser::opt_time")]
-    pub cancelled_at: Option<i64>,
-    /// The highest-severity value seen (the last one at that severity).
-    pub value: f64,
-    /// The threshold that value was compared with.
-    pub threshold: f64,
-    /// The summary annotation when it fired (or last rendered, if it never did).
-    pub summary: String,
-}
+pub use crate::alerts::history::{Change, Episode, Transition};
 
 /// An indicator or rule that failed at one evaluation (its rules saw no rows or kept state).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -184,9 +120,9 @@ pub struct Replay<'a> {
     now: Option<i64>,
     first: Option<i64>,
     evaluations: u64,
-    episodes: Vec<Episode>,
-    /// Episodes not yet resolved or cancelled, by rule and identity.
-    open: BTreeMap<(String, BTreeMap<String, String>), usize>,
+    /// Closed episodes with the sequence number they started with.
+    episodes: Vec<(u64, Episode)>,
+    tracker: Tracker,
     transitions: Vec<Transition>,
     breaches: BreachFinder,
     problems: Vec<Problem>,
@@ -225,7 +161,7 @@ impl<'a> Replay<'a> {
             first: None,
             evaluations: 0,
             episodes: Vec::new(),
-            open: BTreeMap::new(),
+            tracker: Tracker::default(),
             transitions: Vec::new(),
             breaches: BreachFinder::default(),
             problems: Vec::new(),
@@ -251,7 +187,7 @@ impl<'a> Replay<'a> {
         if self.now.is_some_and(|now| t <= now) {
             return None;
         }
-        self.apply_through(t);
+        // Records first: the feed's events are counted as they are applied, on its entry.
         while let Some((at, feed, supplier)) = self.feed_marks.get(self.feed_cursor) {
             if *at > t {
                 break;
@@ -260,12 +196,11 @@ impl<'a> Replay<'a> {
                 feed: feed.clone(),
                 supplier: supplier.clone(),
                 records: 1,
-                events: 1,
                 rejected: 0,
-                last_event_at: Some(*at),
             }]);
             self.feed_cursor += 1;
         }
+        self.apply_through(t);
         self.state.advance(t);
         self.now = Some(t);
         self.first.get_or_insert(t);
@@ -320,12 +255,16 @@ impl<'a> Replay<'a> {
     pub fn finish(self, schedule: Schedule) -> ReplayOutcome {
         let end = self.now.unwrap_or(schedule.end);
         let breaches = self.breaches.finish(self.state.lines.iter(), end);
+        let mut episodes = self.episodes;
+        episodes.extend(self.tracker.open().map(|(s, e)| (s, e.clone())));
+        episodes.sort_by_key(|(s, _)| *s);
+        let episodes = episodes.into_iter().map(|(_, e)| e).collect();
         ReplayOutcome {
             schedule,
             evaluations: self.evaluations,
             applied: self.state.applied(),
             transitions: self.transitions,
-            episodes: self.episodes,
+            episodes,
             breaches,
             problems: self.problems,
             problems_dropped: self.problems_dropped,
@@ -365,101 +304,9 @@ impl<'a> Replay<'a> {
 
     /// Turns the alerts seen at `t` into transitions and episodes.
     fn track(&mut self, t: i64, alerts: &[Alert]) {
-        let mut seen = std::collections::BTreeSet::new();
-        let mut out = Vec::new();
-        for a in alerts {
-            let mut id = a.labels.clone();
-            id.remove("severity");
-            let key = (a.rule.clone(), id);
-            let current = self
-                .open
-                .get(&key)
-                .copied()
-                .filter(|&i| self.episodes[i].pending_at == a.active_at);
-            let i = match current {
-                Some(i) => i,
-                None if a.state == AlertState::Resolved => continue, // closed before
-                None => {
-                    if let Some(old) = self.open.remove(&key) {
-                        // Same identity, new activation: the previous one ended unseen.
-                        self.close(old, t, &mut out);
-                    }
-                    self.episodes.push(Episode {
-                        rule: a.rule.clone(),
-                        labels: key.1.clone(),
-                        severity: a.severity,
-                        pending_at: a.active_at,
-                        fired_at: None,
-                        resolved_at: None,
-                        cancelled_at: None,
-                        value: a.value,
-                        threshold: a.threshold,
-                        summary: summary(a),
-                    });
-                    out.push(transition(a.active_at, a, Change::Pending));
-                    let i = self.episodes.len() - 1;
-                    self.open.insert(key.clone(), i);
-                    i
-                }
-            };
-            seen.insert(key.clone());
-            let e = &mut self.episodes[i];
-            if a.severity >= e.severity {
-                e.severity = a.severity;
-                e.value = a.value;
-                e.threshold = a.threshold;
-            }
-            if e.fired_at.is_none() {
-                e.summary = summary(a);
-            }
-            if let (Some(fired), None) = (a.fired_at, e.fired_at) {
-                e.fired_at = Some(fired);
-                e.summary = summary(a);
-                out.push(transition(fired, a, Change::Firing));
-            }
-            if a.state == AlertState::Resolved {
-                let at = a.resolved_at.unwrap_or(t);
-                e.resolved_at = Some(at);
-                out.push(transition(at, a, Change::Resolved));
-                self.open.remove(&key);
-            }
-        }
-        let gone: Vec<_> = self
-            .open
-            .iter()
-            .filter(|(k, _)| !seen.contains(*k))
-            .map(|(k, &i)| (k.clone(), i))
-            .collect();
-        for (k, i) in gone {
-            self.open.remove(&k);
-            self.close(i, t, &mut out);
-        }
-        out.sort_by(|a, b| (a.at, &a.rule, &a.labels).cmp(&(b.at, &b.rule, &b.labels)));
-        self.transitions.extend(out);
-    }
-
-    /// An open episode whose alert is no longer there: cancelled if pending, else resolved.
-    fn close(&mut self, i: usize, t: i64, out: &mut Vec<Transition>) {
-        let e = &mut self.episodes[i];
-        let change = if e.fired_at.is_some() {
-            e.resolved_at = Some(t);
-            Change::Resolved
-        } else {
-            e.cancelled_at = Some(t);
-            Change::Cancelled
-        };
-        let mut labels = e.labels.clone();
-        labels.insert("severity".to_string(), e.severity.as_str().to_string());
-        out.push(Transition {
-            at: t,
-            rule: e.rule.clone(),
-            change,
-            labels,
-            severity: e.severity,
-            value: e.value,
-            threshold: e.threshold,
-            annotations: BTreeMap::new(),
-        });
+        let tracked = self.tracker.track(t, alerts);
+        self.transitions.extend(tracked.transitions);
+        self.episodes.extend(tracked.closed);
     }
 }
 
@@ -493,23 +340,6 @@ fn canonical(mut tables: Tables) -> Tables {
         }
     }
     tables
-}
-
-fn summary(a: &Alert) -> String {
-    a.annotations.get("summary").cloned().unwrap_or_default()
-}
-
-fn transition(at: i64, a: &Alert, change: Change) -> Transition {
-    Transition {
-        at,
-        rule: a.rule.clone(),
-        change,
-        labels: a.labels.clone(),
-        severity: a.severity,
-        value: a.value,
-        threshold: a.threshold,
-        annotations: a.annotations.clone(),
-    }
 }
 
 /// Replays `events` through `book` at every time of `schedule`; `progress(done, total)` is

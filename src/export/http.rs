@@ -1,5 +1,6 @@
 //! The HTTP server: the status page `/`, `/metrics`, `/healthz`, `/readyz`, `/api/alerts`,
-//! `/api/status`, `/api/rules`, and the admin endpoint `POST /-/reload`.
+//! `/api/alerts/history`, `/api/status`, `/api/rules`, `/api/feeds`, `/api/network`, and the
+//! admin endpoint `POST /-/reload`.
 //!
 //! In: [`Shared`], a [`Reloader`] and the [`HttpConfig`] (tokens, limits). Out: HTTP
 //! responses; the server stops when shutdown is signalled.
@@ -15,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use axum::extract::{FromRef, Request, State};
+use axum::extract::{FromRef, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -215,6 +216,64 @@ async fn alerts(State(s): State<Arc<Shared>>) -> Json<Value> {
     }))
 }
 
+/// Filters of `/api/alerts/history`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    /// Only this rule's transitions.
+    rule: Option<String>,
+    /// Only transitions at or after this event time (RFC 3339).
+    since: Option<String>,
+    /// Only `pending`, `firing`, `resolved` or `cancelled`.
+    change: Option<String>,
+    /// At most this many, the latest (default 1000).
+    limit: Option<usize>,
+}
+
+/// `/api/alerts/history`: the alert transitions kept (`[evaluation] history`), oldest first,
+/// in event time; they survive restarts with the checkpoints. 400 on a bad filter.
+async fn alerts_history(
+    State(s): State<Arc<Shared>>,
+    q: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(q) = match q {
+        Ok(q) => q,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    };
+    let since = match q.since.as_deref().map(chrono::DateTime::parse_from_rfc3339) {
+        None => None,
+        Some(Ok(t)) => Some(t.timestamp_millis()),
+        Some(Err(e)) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("since: not an RFC 3339 time: {e}\n"),
+            )
+                .into_response()
+        }
+    };
+    let history = s.history_snapshot();
+    let kept = history.len();
+    let mut matching: Vec<_> = history
+        .into_iter()
+        .filter(|t| q.rule.as_ref().is_none_or(|r| *r == t.rule))
+        .filter(|t| since.is_none_or(|s| t.at >= s))
+        .filter(|t| {
+            q.change
+                .as_deref()
+                .is_none_or(|c| serde_json::to_value(t.change).is_ok_and(|v| v == c))
+        })
+        .collect();
+    let limit = q.limit.unwrap_or(1000);
+    let dropped = matching.len().saturating_sub(limit);
+    matching.drain(..dropped);
+    Json(json!({
+        "kept": kept,
+        "matching": matching.len() + dropped,
+        "transitions": matching,
+    }))
+    .into_response()
+}
+
 /// The JSON form of a reload outcome (`POST /-/reload`, and `rules` in `/api/status`).
 pub fn reload_json(o: &ReloadOutcome) -> Value {
     json!({
@@ -349,6 +408,7 @@ pub fn router(shared: Arc<Shared>, reloader: Reloader, config: &HttpConfig) -> R
     let read = Router::new()
         .route("/metrics", get(metrics))
         .route("/api/alerts", get(alerts))
+        .route("/api/alerts/history", get(alerts_history))
         .route("/api/status", get(status))
         .route("/api/rules", get(rules))
         .route("/api/feeds", get(feeds))

@@ -100,6 +100,14 @@ pub const SELF_METRICS: &[(&str, &str)] = &[
         "1 while the consumer can reach the brokers.",
     ),
     (
+        "chainwatch_ingest_partition_event_time_seconds",
+        "Largest event time read from each assigned partition: the slowest active one holds the watermark.",
+    ),
+    (
+        "chainwatch_ingest_partition_idle",
+        "1 when a partition is caught up and silent past the idle timeout (it no longer holds the watermark back).",
+    ),
+    (
         "chainwatch_state_events_applied_total",
         "Events applied to state, by kind.",
     ),
@@ -137,8 +145,32 @@ pub const SELF_METRICS: &[(&str, &str)] = &[
     ),
     ("chainwatch_evaluations_total", "Evaluations run."),
     (
-        "chainwatch_evaluation_skipped_total",
-        "Evaluation ticks skipped because the previous one was still running.",
+        "chainwatch_evaluation_event_time_seconds",
+        "Event time (Unix seconds) of the last evaluation: the end of the last evaluation step the watermark passed.",
+    ),
+    (
+        "chainwatch_state_buffered_events",
+        "Events received but not yet applied: their evaluation step is not complete (the watermark has not passed its end).",
+    ),
+    (
+        "chainwatch_alert_transitions_total",
+        "Alert transitions, by change (pending, firing, resolved, cancelled).",
+    ),
+    (
+        "chainwatch_checkpoints_total",
+        "Checkpoints written, by result (success | failure).",
+    ),
+    (
+        "chainwatch_checkpoint_size_bytes",
+        "Size of the last checkpoint written.",
+    ),
+    (
+        "chainwatch_checkpoint_duration_seconds",
+        "Time to encode and durably write one checkpoint.",
+    ),
+    (
+        "chainwatch_checkpoint_last_success_timestamp_seconds",
+        "Unix time of the last checkpoint written.",
     ),
     (
         "chainwatch_indicator_errors_total",
@@ -211,6 +243,8 @@ pub struct Metrics {
     pub batch_rows: Histogram,
     pub consumer_lag: IntGaugeVec,
     pub connected: IntGauge,
+    pub partition_event_time: prometheus::GaugeVec,
+    pub partition_idle: IntGaugeVec,
     pub applied: IntCounterVec,
     pub duplicates: IntCounter,
     pub orphans: IntCounter,
@@ -221,7 +255,13 @@ pub struct Metrics {
     pub window_records: IntGauge,
     pub eval_duration: Histogram,
     pub evaluations: IntCounter,
-    pub eval_skipped: IntCounter,
+    pub evaluated_time: prometheus::Gauge,
+    pub buffered: IntGauge,
+    pub alert_transitions: IntCounterVec,
+    pub checkpoints: IntCounterVec,
+    pub checkpoint_bytes: IntGauge,
+    pub checkpoint_duration: Histogram,
+    pub checkpoint_time: prometheus::Gauge,
     pub indicator_errors: IntCounterVec,
     /// Queries stopped at a limit (`limit` = time | memory); also counted as errors.
     pub indicator_limits: IntCounterVec,
@@ -294,6 +334,14 @@ impl Metrics {
                 &["topic", "partition"]
             )),
             connected: reg!(IntGauge::with_opts(opts("chainwatch_ingest_connected"))),
+            partition_event_time: reg!(prometheus::GaugeVec::new(
+                opts("chainwatch_ingest_partition_event_time_seconds"),
+                &["topic", "partition"]
+            )),
+            partition_idle: reg!(IntGaugeVec::new(
+                opts("chainwatch_ingest_partition_idle"),
+                &["topic", "partition"]
+            )),
             applied: reg!(IntCounterVec::new(
                 opts("chainwatch_state_events_applied_total"),
                 &["kind"]
@@ -320,8 +368,29 @@ impl Metrics {
                 vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
             ))),
             evaluations: reg!(IntCounter::with_opts(opts("chainwatch_evaluations_total"))),
-            eval_skipped: reg!(IntCounter::with_opts(opts(
-                "chainwatch_evaluation_skipped_total"
+            evaluated_time: reg!(prometheus::Gauge::with_opts(opts(
+                "chainwatch_evaluation_event_time_seconds"
+            ))),
+            buffered: reg!(IntGauge::with_opts(opts(
+                "chainwatch_state_buffered_events"
+            ))),
+            alert_transitions: reg!(IntCounterVec::new(
+                opts("chainwatch_alert_transitions_total"),
+                &["change"]
+            )),
+            checkpoints: reg!(IntCounterVec::new(
+                opts("chainwatch_checkpoints_total"),
+                &["result"]
+            )),
+            checkpoint_bytes: reg!(IntGauge::with_opts(opts(
+                "chainwatch_checkpoint_size_bytes"
+            ))),
+            checkpoint_duration: reg!(Histogram::with_opts(hopts(
+                "chainwatch_checkpoint_duration_seconds",
+                vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0],
+            ))),
+            checkpoint_time: reg!(prometheus::Gauge::with_opts(opts(
+                "chainwatch_checkpoint_last_success_timestamp_seconds"
             ))),
             indicator_errors: reg!(IntCounterVec::new(
                 opts("chainwatch_indicator_errors_total"),
@@ -396,6 +465,10 @@ impl Metrics {
         };
         for r in ["success", "failure"] {
             m.feed_reloads.with_label_values(&[r]);
+            m.checkpoints.with_label_values(&[r]);
+        }
+        for c in ["pending", "firing", "resolved", "cancelled"] {
+            m.alert_transitions.with_label_values(&[c]);
         }
         for r in ["applied", "refused"] {
             m.network_records.with_label_values(&[r]);
@@ -560,6 +633,10 @@ mod tests {
         m.messages.with_label_values(&["t"]).inc();
         m.bytes.with_label_values(&["t"]).inc();
         m.consumer_lag.with_label_values(&["t", "0"]).set(0);
+        m.partition_event_time
+            .with_label_values(&["t", "0"])
+            .set(1.0);
+        m.partition_idle.with_label_values(&["t", "0"]).set(0);
         m.applied.with_label_values(&["milestone"]).inc();
         m.indicator_errors.with_label_values(&["x"]).inc();
         m.indicator_limits.with_label_values(&["x", "time"]).inc();

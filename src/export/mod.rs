@@ -52,7 +52,12 @@ pub struct PartitionStatus {
 /// State-side counters for `/api/status`.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StateStatus {
+    /// Event-time watermark: every event before it has arrived (ms).
     pub watermark: i64,
+    /// End of the last evaluation step applied (ms); at most `watermark`.
+    pub evaluated_to: i64,
+    /// Events waiting for their step to complete.
+    pub buffered_events: usize,
     pub records_applied: u64,
     pub duplicates: u64,
     pub open_po_lines: usize,
@@ -117,6 +122,8 @@ pub struct Shared {
     pub catalog: RwLock<Arc<crate::catalog::Catalog>>,
     /// The last exposure ranking (time to survive, risk exposure index) and when it was made.
     pub exposure: RwLock<Arc<Exposure>>,
+    /// The newest alert transitions, oldest first (`/api/alerts/history`, checkpoints).
+    pub history: RwLock<std::collections::VecDeque<crate::alerts::history::Transition>>,
 }
 
 /// The last exposure ranking of the supply network's nodes.
@@ -141,7 +148,16 @@ impl Shared {
             rules: RwLock::new(Arc::new(RulesView::default())),
             catalog: RwLock::new(Arc::new(crate::catalog::Catalog::default())),
             exposure: RwLock::new(Arc::new(Exposure::default())),
+            history: RwLock::new(std::collections::VecDeque::new()),
         })
+    }
+
+    /// A copy of the alert history, oldest first.
+    pub fn history_snapshot(&self) -> Vec<crate::alerts::history::Transition> {
+        self.history
+            .read()
+            .map(|h| h.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     pub fn catalog(&self) -> Arc<crate::catalog::Catalog> {

@@ -257,4 +257,6 @@ pub(crate) fn fnv1a(parts: &[&[u8]]) -> u64 {
 }
 
 #[cfg(test)]
+mod prop_tests;
+#[cfg(test)]
 mod tests;

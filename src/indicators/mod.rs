@@ -340,50 +340,72 @@ impl Indicators {
                 None => tracing::error!(table = name, "Snapshot has a table the session lacks."),
             }
         }
-        let mut out = Vec::with_capacity(self.defs.len());
-        for def in &self.defs {
-            out.push(self.run(def).await);
+        // Independent queries over the same snapshot: each on its own task, so both cores
+        // work on them.
+        let tasks: Vec<_> = self
+            .defs
+            .iter()
+            .map(|def| {
+                tokio::spawn(run(
+                    self.ctx.clone(),
+                    def.name.clone(),
+                    def.plan.clone(),
+                    def.output.clone(),
+                    self.limits,
+                ))
+            })
+            .collect();
+        let mut out = Vec::with_capacity(tasks.len());
+        for (def, task) in self.defs.iter().zip(tasks) {
+            out.push(task.await.unwrap_or_else(|e| {
+                Err(IndicatorError::Execute {
+                    name: def.name.clone(),
+                    message: format!("query task failed: {e}"),
+                })
+            }));
         }
         out
     }
+}
 
-    /// One indicator under the time limit; DataFusion's streams yield to tokio's budget, so a
-    /// long query is interrupted at its next batch and dropped (which frees its memory).
-    async fn run(&self, def: &IndicatorDef) -> Result<IndicatorResult, IndicatorError> {
-        match tokio::time::timeout(self.limits.time, self.run_unlimited(def)).await {
-            Ok(result) => result,
-            Err(_) => Err(IndicatorError::TimeLimit {
-                name: def.name.clone(),
-                limit: self.limits.time,
-            }),
-        }
-    }
-
-    async fn run_unlimited(&self, def: &IndicatorDef) -> Result<IndicatorResult, IndicatorError> {
-        let limit = self.limits.memory_bytes;
-        let err = |e: DataFusionError| match e.find_root() {
-            DataFusionError::ResourcesExhausted(message) => IndicatorError::MemoryLimit {
-                name: def.name.clone(),
-                limit,
-                message: message.clone(),
-            },
-            _ => IndicatorError::Execute {
-                name: def.name.clone(),
-                message: e.to_string(),
-            },
-        };
-        let batches = collect_cooperatively(&self.ctx, &def.plan)
-            .await
-            .map_err(err)?;
-        let batch = concat_batches(&def.output, &batches).map_err(|e| IndicatorError::Execute {
-            name: def.name.clone(),
+/// One indicator under the time limit; DataFusion's streams yield to tokio's budget, so a
+/// long query is interrupted at its next batch and dropped (which frees its memory).
+async fn run(
+    ctx: SessionContext,
+    name: String,
+    plan: LogicalPlan,
+    output: SchemaRef,
+    limits: Limits,
+) -> Result<IndicatorResult, IndicatorError> {
+    let err = |e: DataFusionError| match e.find_root() {
+        DataFusionError::ResourcesExhausted(message) => IndicatorError::MemoryLimit {
+            name: name.clone(),
+            limit: limits.memory_bytes,
+            message: message.clone(),
+        },
+        _ => IndicatorError::Execute {
+            name: name.clone(),
             message: e.to_string(),
-        })?;
-        Ok(IndicatorResult {
-            name: def.name.clone(),
-            rows: rows_of(&batch),
-        })
-    }
+        },
+    };
+    let batches = match tokio::time::timeout(limits.time, collect_cooperatively(&ctx, &plan)).await
+    {
+        Ok(r) => r.map_err(err)?,
+        Err(_) => {
+            return Err(IndicatorError::TimeLimit {
+                name,
+                limit: limits.time,
+            })
+        }
+    };
+    let batch = concat_batches(&output, &batches).map_err(|e| IndicatorError::Execute {
+        name: name.clone(),
+        message: e.to_string(),
+    })?;
+    Ok(IndicatorResult {
+        rows: rows_of(&batch),
+        name,
+    })
 }
 
 /// Runs a query with every operator made cooperative: each batch any operator yields spends

@@ -101,6 +101,43 @@ pub struct Decoded {
     pub rejects: Vec<Reject>,
 }
 
+/// Deepest nesting of arrays and objects accepted. An event is flat; the limit keeps a
+/// hostile payload from exhausting the stack of the JSON reader (which recurses on nesting).
+pub const MAX_DEPTH: usize = 32;
+
+/// Is the JSON in `bytes` nested deeper than [`MAX_DEPTH`]? Brackets inside strings do not
+/// count. A cheap count of opening brackets first: nearly every payload stops there.
+fn too_deep(bytes: &[u8]) -> bool {
+    let opening = bytes.iter().filter(|b| matches!(b, b'[' | b'{')).count();
+    if opening <= MAX_DEPTH {
+        return false;
+    }
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Decodes and validates micro-batches of canonical JSON events.
 pub struct EventDecoder {
     schema: SchemaRef,
@@ -150,6 +187,11 @@ impl EventDecoder {
             if bytes.len() > self.max_bytes {
                 let detail = format!("{} bytes, limit {}", bytes.len(), self.max_bytes);
                 rejects.push(reject(i, RejectReason::TooLarge, detail));
+                continue;
+            }
+            if too_deep(bytes) {
+                let detail = format!("JSON nested deeper than {MAX_DEPTH} levels");
+                rejects.push(reject(i, RejectReason::InvalidJson, detail));
                 continue;
             }
             if let Err(detail) = feed_one(&mut decoder, bytes) {

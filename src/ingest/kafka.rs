@@ -4,13 +4,17 @@
 //! passed through to librdkafka unchanged (TLS, SASL, tuning), after chainwatch's defaults, so
 //! a user can override any of them.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::types::{RDKafkaErrorCode, RDKafkaRespErr};
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::KafkaConfig;
 
@@ -23,6 +27,90 @@ pub enum KafkaSetupError {
     /// A topic could not be created.
     #[error("creating topic {topic}: {message}")]
     CreateTopic { topic: String, message: String },
+}
+
+/// The ingest consumer: a stream consumer whose rebalances resume each partition where this
+/// process has it (see [`ResumeContext`]).
+pub type IngestConsumer = StreamConsumer<ResumeContext>;
+
+/// Rebalance handling of the ingest consumer: a partition assigned to this process is read
+/// from the offset its state holds (the restored checkpoint's, then the next one after what
+/// ingest has read), not from the group's committed offset, which follows the checkpoints
+/// and may lag behind the state. Partitions it never had start from the committed offset.
+#[derive(Debug, Default, Clone)]
+pub struct ResumeContext {
+    positions: Arc<Mutex<HashMap<(String, i32), i64>>>,
+}
+
+impl ResumeContext {
+    /// A context resuming from these next offsets.
+    pub fn new(positions: impl IntoIterator<Item = ((String, i32), i64)>) -> Self {
+        ResumeContext {
+            positions: Arc::new(Mutex::new(positions.into_iter().collect())),
+        }
+    }
+
+    /// Note the next offset to read of partitions ingest has read.
+    pub fn remember(&self, positions: impl IntoIterator<Item = ((String, i32), i64)>) {
+        if let Ok(mut p) = self.positions.lock() {
+            for (k, v) in positions {
+                let e = p.entry(k).or_insert(v);
+                *e = (*e).max(v);
+            }
+        }
+    }
+
+    fn position(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.positions
+            .lock()
+            .ok()?
+            .get(&(topic.to_string(), partition))
+            .copied()
+    }
+}
+
+impl ClientContext for ResumeContext {}
+
+impl ConsumerContext for ResumeContext {
+    fn rebalance(
+        &self,
+        base: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let known: Vec<(String, i32, i64)> = tpl
+                    .elements()
+                    .iter()
+                    .filter_map(|e| {
+                        let at = self.position(e.topic(), e.partition())?;
+                        Some((e.topic().to_string(), e.partition(), at))
+                    })
+                    .collect();
+                for (topic, partition, at) in known {
+                    if let Err(e) = tpl.set_partition_offset(&topic, partition, Offset::Offset(at))
+                    {
+                        tracing::warn!(topic, partition, error = %e, "Could not set a resume offset.");
+                    }
+                }
+                tracing::info!(partitions = tpl.count(), "Partitions assigned.");
+                if let Err(e) = base.assign(tpl) {
+                    tracing::error!(error = %e, "Could not take the assigned partitions.");
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                tracing::info!(partitions = tpl.count(), "Partitions revoked.");
+                if let Err(e) = base.unassign() {
+                    tracing::warn!(error = %e, "Could not release the revoked partitions.");
+                }
+            }
+            other => {
+                tracing::warn!(error = ?other, "Rebalance error.");
+                let _ = base.unassign();
+            }
+        }
+    }
 }
 
 fn base(brokers: &str) -> ClientConfig {
@@ -41,8 +129,10 @@ fn with_options(mut c: ClientConfig, cfg: &KafkaConfig) -> ClientConfig {
     c
 }
 
-/// Consumer settings: offsets are stored by chainwatch only after a batch is applied, and
-/// committed by the auto-commit timer (the at-least-once pattern of rust-rdkafka's examples).
+/// Consumer settings: offsets are stored by chainwatch only once what they cover is safe (in a
+/// checkpoint, or read when checkpoints are off), and committed by the auto-commit timer (the
+/// at-least-once pattern of rust-rdkafka's examples). Range assignment keeps partition `n`
+/// of every input topic on one member (topics keyed alike stay together when scaled out).
 pub fn consumer_config(cfg: &KafkaConfig, brokers: &str) -> ClientConfig {
     let mut c = base(brokers);
     c.set("group.id", &cfg.group_id)
@@ -53,6 +143,7 @@ pub fn consumer_config(cfg: &KafkaConfig, brokers: &str) -> ClientConfig {
         // Brokers such as tansu hold every fetch for fetch.wait.max.ms: keep it short.
         .set("fetch.wait.max.ms", "10")
         .set("session.timeout.ms", "10000")
+        .set("partition.assignment.strategy", "range")
         .set("topic.metadata.refresh.interval.ms", "10000");
     with_options(c, cfg)
 }

@@ -15,6 +15,9 @@ pub mod decode;
 pub mod kafka;
 pub mod watermark;
 
+#[cfg(test)]
+mod prop_tests;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +27,7 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::TimestampMillisecondType;
 use arrow::record_batch::RecordBatch;
 use futures::future::join_all;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
@@ -35,8 +38,10 @@ use crate::config::BatchConfig;
 use crate::events::col;
 use crate::export::metrics::Metrics;
 use crate::feeds::{Feed, FeedSet, MapReject};
+use crate::state::checkpoint::CheckpointRequest;
 use crate::state::FeedTally;
 use decode::{EventDecoder, Reject, RejectReason};
+use watermark::SavedWatermark;
 pub use watermark::Watermark;
 
 /// A decoded micro-batch on its way to state.
@@ -50,6 +55,8 @@ pub struct Batch {
     pub watermark: i64,
     /// What each supplier feed sent in this batch.
     pub feeds: Vec<FeedTally>,
+    /// Cut a checkpoint right after this batch.
+    pub checkpoint: Option<CheckpointRequest>,
 }
 
 /// What a pending entry stands for.
@@ -85,7 +92,7 @@ struct Pending {
 
 /// The ingest stage.
 pub struct Ingest {
-    pub consumer: Arc<StreamConsumer>,
+    pub consumer: Arc<kafka::IngestConsumer>,
     pub producer: FutureProducer,
     pub dead_letter_topic: String,
     pub batch: BatchConfig,
@@ -97,7 +104,12 @@ pub struct Ingest {
     pub feeds: watch::Receiver<Arc<FeedSet>>,
     /// Next offset after the last message read, per (topic, partition).
     pub consumed: std::collections::HashMap<(String, i32), i64>,
+    /// Wall-clock time between checkpoints; `None`: checkpoints are off.
+    pub checkpoint_every: Option<Duration>,
 }
+
+/// Offsets and watermark clocks of a checkpoint cut.
+type Cut = (BTreeMap<(String, i32), i64>, SavedWatermark);
 
 impl Ingest {
     /// Run until shutdown; flushes what it holds before returning.
@@ -111,6 +123,9 @@ impl Ingest {
         let mut first_at: Option<Instant> = None;
         let mut feeds = self.feeds.borrow_and_update().clone();
         let mut tallies: BTreeMap<String, FeedTally> = BTreeMap::new();
+        let mut last_checkpoint = Instant::now();
+        // Offsets and watermark of the last cut.
+        let mut last_cut: Option<Cut> = None;
         loop {
             tokio::select! {
                 biased;
@@ -165,8 +180,13 @@ impl Ingest {
                         }
                         first_at.get_or_insert_with(Instant::now);
                         if pending.len() >= self.batch.max_rows {
-                            if !self.flush(&decoder, &mut pending, &mut buf, &mut tallies, &out, &shutdown).await {
+                            let cut = self.checkpoint_due(&mut last_checkpoint, false);
+                            let cutting = cut.is_some();
+                            if !self.flush(&decoder, &mut pending, &mut buf, &mut tallies, cut, &out, &shutdown).await {
                                 break;
+                            }
+                            if cutting {
+                                last_cut = Some((self.consumed_offsets(), self.watermark.save()));
                             }
                             first_at = None;
                         }
@@ -179,31 +199,57 @@ impl Ingest {
                 },
                 _ = ticker.tick() => {
                     if first_at.is_some_and(|t| t.elapsed() >= self.batch.linger) {
-                        if !self.flush(&decoder, &mut pending, &mut buf, &mut tallies, &out, &shutdown).await {
+                        let cut = self.checkpoint_due(&mut last_checkpoint, false);
+                        let cutting = cut.is_some();
+                        if !self.flush(&decoder, &mut pending, &mut buf, &mut tallies, cut, &out, &shutdown).await {
                             break;
                         }
+                        if cutting {
+                            last_cut = Some((self.consumed_offsets(), self.watermark.save()));
+                        }
                         first_at = None;
-                    } else if pending.is_empty() && self.refresh_assignment() {
+                    } else if pending.is_empty() {
                         // Idle partitions caught up: the watermark moves without new events.
-                        let idle = Batch {
-                            events: None,
-                            offsets: BTreeMap::new(),
-                            watermark: self.watermark.current(),
-                            feeds: Vec::new(),
-                        };
-                        if out.send(idle).await.is_err() {
-                            break;
+                        let moved = self.refresh_assignment();
+                        // Nothing pending: the cut is at everything consumed. Only when
+                        // something changed since the last one (an idle service writes none).
+                        let cut = self
+                            .checkpoint_due(&mut last_checkpoint, false)
+                            .map(|mut r| {
+                                r.offsets = self.consumed_offsets();
+                                r
+                            })
+                            .filter(|r| {
+                                last_cut.as_ref() != Some(&(r.offsets.clone(), r.watermark.clone()))
+                            });
+                        if let Some(r) = &cut {
+                            last_cut = Some((r.offsets.clone(), r.watermark.clone()));
+                        }
+                        if moved || cut.is_some() {
+                            let idle = Batch {
+                                events: None,
+                                offsets: BTreeMap::new(),
+                                watermark: self.watermark.current(),
+                                feeds: Vec::new(),
+                                checkpoint: cut,
+                            };
+                            if out.send(idle).await.is_err() {
+                                break;
+                            }
                         }
                     }
                 }
             }
         }
-        if !pending.is_empty() {
+        // The last batch carries the shutdown checkpoint (even with nothing pending).
+        let cut = self.checkpoint_due(&mut last_checkpoint, true);
+        if !pending.is_empty() || cut.is_some() {
             self.flush(
                 &decoder,
                 &mut pending,
                 &mut buf,
                 &mut tallies,
+                cut,
                 &out,
                 &shutdown,
             )
@@ -212,18 +258,47 @@ impl Ingest {
         tracing::info!("Ingest stopped.");
     }
 
-    /// Decode, dead-letter the rejects, pass the batch on. False when the receiver is gone.
+    /// A checkpoint request when one is due (`last`: the shutdown one); checkpoints off: none.
+    fn checkpoint_due(&self, last_at: &mut Instant, last: bool) -> Option<CheckpointRequest> {
+        let every = self.checkpoint_every?;
+        if !last && last_at.elapsed() < every {
+            return None;
+        }
+        *last_at = Instant::now();
+        Some(CheckpointRequest {
+            // Filled in by `flush` once the pending messages count as consumed.
+            offsets: BTreeMap::new(),
+            watermark: self.watermark.save(),
+            last,
+        })
+    }
+
+    /// Decode, dead-letter the rejects, pass the batch on (with `checkpoint`, cut right after
+    /// it). False when the receiver is gone.
+    #[allow(clippy::too_many_arguments)]
     async fn flush(
         &mut self,
         decoder: &EventDecoder,
         pending: &mut Vec<Pending>,
         buf: &mut Vec<u8>,
         tallies: &mut BTreeMap<String, FeedTally>,
+        checkpoint: Option<CheckpointRequest>,
         out: &mpsc::Sender<Batch>,
         shutdown: &watch::Receiver<bool>,
     ) -> bool {
         if pending.is_empty() {
-            return true;
+            let Some(mut request) = checkpoint else {
+                return true;
+            };
+            request.offsets = self.consumed_offsets();
+            let batch = Batch {
+                events: None,
+                offsets: BTreeMap::new(),
+                watermark: self.watermark.current(),
+                feeds: std::mem::take(tallies).into_values().collect(),
+                checkpoint: Some(request),
+            };
+            return out.send(batch).await.is_ok();
         }
         self.metrics.batch_rows.observe(pending.len() as f64);
         let payloads: Vec<Option<&[u8]>> = pending
@@ -276,7 +351,6 @@ impl Ingest {
             &decoded.rows,
             pending,
             &mut decoded.rejects,
-            tallies,
         );
         for r in &decoded.rejects {
             if let Some(f) = &pending[r.index].feed {
@@ -304,27 +378,42 @@ impl Ingest {
             let seen = self.consumed.entry(k.clone()).or_insert(*next);
             *seen = (*seen).max(*next);
         }
+        self.consumer
+            .context()
+            .remember(offsets.iter().map(|(k, v)| (k.clone(), *v)));
         self.refresh_assignment();
         pending.clear();
         buf.clear();
+        let checkpoint = checkpoint.map(|mut r| {
+            // The watermark after this batch: its events are in the cut.
+            r.watermark = self.watermark.save();
+            r.offsets = self.consumed_offsets();
+            r
+        });
         let batch = Batch {
             events,
             offsets,
             watermark: self.watermark.current(),
             feeds: std::mem::take(tallies).into_values().collect(),
+            checkpoint,
         };
         out.send(batch).await.is_ok()
     }
 
-    /// Reject rows older than the watermark; admit the others in message order, then let
-    /// caught-up partitions stop holding the watermark back.
+    /// Next offset to read of every partition read so far: what a checkpoint resumes from.
+    fn consumed_offsets(&self) -> BTreeMap<(String, i32), i64> {
+        self.consumed.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    /// Reject rows older than the watermark as it was before this batch, then move the
+    /// watermark with the others: disorder within one micro-batch (a supplier document listing
+    /// its events out of order) never makes its own events late.
     fn drop_late(
         &mut self,
         batch: Option<RecordBatch>,
         rows: &[usize],
         pending: &[Pending],
         rejects: &mut Vec<Reject>,
-        tallies: &mut BTreeMap<String, FeedTally>,
     ) -> Option<RecordBatch> {
         let batch = batch?;
         let times = batch
@@ -332,7 +421,6 @@ impl Ingest {
             .as_primitive::<TimestampMillisecondType>();
         let mut keep = Vec::with_capacity(batch.num_rows());
         for (i, t) in times.values().iter().enumerate() {
-            let p = &pending[rows[i]];
             let late = self.watermark.is_late(*t);
             if late {
                 rejects.push(Reject {
@@ -345,14 +433,15 @@ impl Ingest {
                         self.watermark.lateness_ms()
                     ),
                 });
-            } else {
-                self.watermark.observe(&p.topic, p.partition, *t);
-                if let Some(t_) = p.feed.as_ref().and_then(|f| tallies.get_mut(&f.feed.name)) {
-                    t_.events += 1;
-                    t_.last_event_at = t_.last_event_at.max(Some(*t));
-                }
             }
             keep.push(!late);
+        }
+        let now = std::time::Instant::now();
+        for (i, t) in times.values().iter().enumerate() {
+            if keep[i] {
+                let p = &pending[rows[i]];
+                self.watermark.observe(&p.topic, p.partition, *t, now);
+            }
         }
         if keep.iter().all(|k| *k) {
             return Some(batch);
@@ -389,7 +478,24 @@ impl Ingest {
                 (Arc::from(e.topic()), e.partition(), caught_up)
             })
             .collect();
-        self.watermark.set_assignment(assigned)
+        let now = std::time::Instant::now();
+        let moved = self.watermark.set_assignment(assigned, now);
+        self.metrics.partition_event_time.reset();
+        self.metrics.partition_idle.reset();
+        for (topic, partition, max, idle) in self.watermark.clocks(now) {
+            let labels = [topic.as_ref(), &partition.to_string()];
+            if let Some(t) = max {
+                self.metrics
+                    .partition_event_time
+                    .with_label_values(&labels)
+                    .set(t as f64 / 1000.0);
+            }
+            self.metrics
+                .partition_idle
+                .with_label_values(&labels)
+                .set(i64::from(idle));
+        }
+        moved
     }
 
     /// Write every reject to the dead-letter topic; retries until written or shut down.
@@ -579,7 +685,10 @@ fn fmt_ms(ms: i64) -> String {
 }
 
 /// Store the offsets of an applied batch; the auto-commit timer commits them.
-pub fn store_offsets(consumer: &StreamConsumer, offsets: &BTreeMap<(String, i32), i64>) {
+pub fn store_offsets<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    offsets: &BTreeMap<(String, i32), i64>,
+) {
     let mut tpl = TopicPartitionList::new();
     for ((topic, partition), next) in offsets {
         if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next)) {
@@ -593,7 +702,11 @@ pub fn store_offsets(consumer: &StreamConsumer, offsets: &BTreeMap<(String, i32)
 }
 
 /// The high watermark librdkafka cached from its last fetch response (no network call).
-fn cached_high_watermark(consumer: &StreamConsumer, topic: &str, partition: i32) -> Option<i64> {
+fn cached_high_watermark<C: ConsumerContext + 'static>(
+    consumer: &StreamConsumer<C>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
     let topic = std::ffi::CString::new(topic).ok()?;
     let (mut low, mut high) = (-1i64, -1i64);
     // SAFETY: the client pointer is valid for the consumer's lifetime; the function only reads

@@ -9,40 +9,127 @@
 //! time each has delivered, minus the allowed lateness: one partition read ahead of another
 //! (the consumer interleaves them) does not make the other's events late. An assigned partition
 //! with data still to read but none read yet holds the watermark where it is. A partition that
-//! is caught up (its high watermark reached) is idle and does not hold the watermark back; when
-//! every partition is idle the watermark follows the largest event time seen. The watermark
-//! never moves backwards.
+//! is caught up (its high watermark reached) and has delivered nothing for the idle timeout
+//! (wall clock, Flink's `withIdleness`) is idle and does not hold the watermark back; when
+//! every partition is idle the watermark follows the largest event time seen. The timeout
+//! keeps a partition whose producer is a moment behind the others (batching, a busy machine)
+//! from being passed by and having its next events judged late. The watermark never moves
+//! backwards. Times of the wall clock are passed in, so tests need no sleeps.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy)]
 struct PartitionClock {
     /// Largest event time delivered; None before the first event.
     max_event_time: Option<i64>,
     caught_up: bool,
+    /// When it last delivered an event (or was assigned or restored).
+    active_at: Instant,
+}
+
+impl PartitionClock {
+    fn idle(&self, now: Instant, timeout: Duration) -> bool {
+        self.caught_up && now.saturating_duration_since(self.active_at) >= timeout
+    }
 }
 
 /// Per-partition event-time progress and the resulting watermark.
 #[derive(Debug, Clone)]
 pub struct Watermark {
     partitions: HashMap<(Arc<str>, i32), PartitionClock>,
+    /// Clocks of partitions no longer assigned: a partition that comes back (a rebalance
+    /// revokes everything before it assigns) resumes its clock.
+    parked: HashMap<(Arc<str>, i32), PartitionClock>,
     lateness_ms: i64,
+    idle_timeout: Duration,
     current: Option<i64>,
 }
 
+/// A watermark as a checkpoint keeps it: each partition's clock and the current value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SavedWatermark {
+    /// (topic, partition, largest event time delivered, caught up).
+    partitions: Vec<(String, i32, Option<i64>, bool)>,
+    current: Option<i64>,
+}
+
+impl SavedWatermark {
+    /// The watermark value saved (0 before any event).
+    pub fn current(&self) -> i64 {
+        self.current.unwrap_or(0)
+    }
+}
+
 impl Watermark {
-    pub fn new(lateness: Duration) -> Self {
+    /// The clocks and the current value, for a checkpoint.
+    pub fn save(&self) -> SavedWatermark {
+        let mut partitions: Vec<_> = self
+            .partitions
+            .iter()
+            .chain(&self.parked)
+            .map(|((t, p), c)| (t.to_string(), *p, c.max_event_time, c.caught_up))
+            .collect();
+        partitions.sort();
+        SavedWatermark {
+            partitions,
+            current: self.current,
+        }
+    }
+
+    /// Continue from a saved watermark (the allowed lateness stays this one's); the restored
+    /// partitions count as active now.
+    pub fn restore(&mut self, saved: &SavedWatermark, now: Instant) {
+        self.partitions = saved
+            .partitions
+            .iter()
+            .map(|(t, p, max, caught_up)| {
+                (
+                    (Arc::from(t.as_str()), *p),
+                    PartitionClock {
+                        max_event_time: *max,
+                        caught_up: *caught_up,
+                        active_at: now,
+                    },
+                )
+            })
+            .collect();
+        self.parked.clear();
+        self.current = saved.current;
+    }
+
+    /// A watermark trailing the event times by `lateness`, where a caught-up partition stops
+    /// holding it back after `idle_timeout` without events.
+    pub fn new(lateness: Duration, idle_timeout: Duration) -> Self {
         Watermark {
             partitions: HashMap::new(),
+            parked: HashMap::new(),
             lateness_ms: lateness.as_millis() as i64,
+            idle_timeout,
             current: None,
         }
     }
 
     pub fn lateness_ms(&self) -> i64 {
         self.lateness_ms
+    }
+
+    /// Every partition's clock at `now`: (topic, partition, largest event time, idle).
+    pub fn clocks(&self, now: Instant) -> Vec<(Arc<str>, i32, Option<i64>, bool)> {
+        self.partitions
+            .iter()
+            .map(|((t, p), c)| {
+                (
+                    t.clone(),
+                    *p,
+                    c.max_event_time,
+                    c.idle(now, self.idle_timeout),
+                )
+            })
+            .collect()
     }
 
     /// The current watermark (0 before any event).
@@ -55,44 +142,59 @@ impl Watermark {
         self.current.is_some_and(|c| t < c)
     }
 
-    /// Record an (on-time) event of a partition and move the watermark.
-    pub fn observe(&mut self, topic: &Arc<str>, partition: i32, t: i64) {
+    /// Record an (on-time) event of a partition, read at `now`, and move the watermark.
+    pub fn observe(&mut self, topic: &Arc<str>, partition: i32, t: i64, now: Instant) {
         let clock = self
             .partitions
             .entry((topic.clone(), partition))
             .or_insert(PartitionClock {
                 max_event_time: None,
                 caught_up: false,
+                active_at: now,
             });
         clock.max_event_time = Some(clock.max_event_time.map_or(t, |m| m.max(t)));
         clock.caught_up = false;
-        self.recompute();
+        clock.active_at = now;
+        self.recompute(now);
     }
 
-    /// The assigned partitions and whether each is caught up; partitions no longer assigned are
-    /// forgotten. Then moves the watermark. Returns true when it moved.
+    /// The assigned partitions and whether each is caught up; partitions no longer assigned no
+    /// longer count (their clocks are kept for when they come back). Then moves the watermark.
+    /// Returns true when it moved.
     pub fn set_assignment(
         &mut self,
         assigned: impl IntoIterator<Item = (Arc<str>, i32, bool)>,
+        now: Instant,
     ) -> bool {
         let before = self.current;
         let mut keep = HashMap::new();
         for (topic, partition, caught_up) in assigned {
             let key = (topic, partition);
-            let mut clock = self.partitions.remove(&key).unwrap_or(PartitionClock {
-                max_event_time: None,
-                caught_up,
-            });
+            let mut clock = self
+                .partitions
+                .remove(&key)
+                .or_else(|| self.parked.remove(&key))
+                .unwrap_or(PartitionClock {
+                    max_event_time: None,
+                    caught_up,
+                    active_at: now,
+                });
             clock.caught_up = caught_up;
             keep.insert(key, clock);
         }
+        self.parked.extend(self.partitions.drain());
         self.partitions = keep;
-        self.recompute();
+        self.recompute(now);
         self.current != before
     }
 
-    fn recompute(&mut self) {
-        let mut active = self.partitions.values().filter(|c| !c.caught_up).peekable();
+    fn recompute(&mut self, now: Instant) {
+        let timeout = self.idle_timeout;
+        let mut active = self
+            .partitions
+            .values()
+            .filter(|c| !c.idle(now, timeout))
+            .peekable();
         let candidate = if active.peek().is_some() {
             // None when an active partition has delivered nothing yet: hold.
             active
@@ -119,24 +221,28 @@ mod tests {
         Arc::from(s)
     }
 
+    fn now() -> Instant {
+        Instant::now()
+    }
+
     #[test]
     fn one_partition_admits_in_time_and_flags_late() {
-        let mut w = Watermark::new(Duration::from_millis(100));
+        let mut w = Watermark::new(Duration::from_millis(100), Duration::ZERO);
         assert_eq!(w.current(), 0);
         assert!(!w.is_late(0), "nothing is late before the first event");
-        w.observe(&tp("a"), 0, 1_000);
+        w.observe(&tp("a"), 0, 1_000, now());
         assert_eq!(w.current(), 900);
         assert!(!w.is_late(950), "within the allowed lateness");
-        w.observe(&tp("a"), 0, 950);
+        w.observe(&tp("a"), 0, 950, now());
         assert_eq!(w.current(), 900, "an older event does not move it back");
         assert!(w.is_late(899));
     }
 
     #[test]
     fn the_slowest_active_partition_holds_the_watermark() {
-        let mut w = Watermark::new(Duration::ZERO);
-        w.observe(&tp("erp"), 0, 1_000);
-        w.observe(&tp("erp"), 1, 5_000);
+        let mut w = Watermark::new(Duration::ZERO, Duration::ZERO);
+        w.observe(&tp("erp"), 0, 1_000, now());
+        w.observe(&tp("erp"), 1, 5_000, now());
         assert_eq!(
             w.current(),
             1_000,
@@ -146,47 +252,110 @@ mod tests {
             !w.is_late(2_000),
             "partition 1 read ahead does not make partition 0 late"
         );
-        w.observe(&tp("erp"), 0, 3_000);
+        w.observe(&tp("erp"), 0, 3_000, now());
         assert_eq!(w.current(), 3_000);
     }
 
     #[test]
     fn an_assigned_partition_not_yet_read_holds_the_watermark() {
-        let mut w = Watermark::new(Duration::ZERO);
-        w.set_assignment([
-            (tp("erp"), 0, false),
-            (tp("erp"), 1, false),
-            (tp("wms"), 0, true),
-        ]);
-        w.observe(&tp("erp"), 0, 5_000);
+        let mut w = Watermark::new(Duration::ZERO, Duration::ZERO);
+        w.set_assignment(
+            [
+                (tp("erp"), 0, false),
+                (tp("erp"), 1, false),
+                (tp("wms"), 0, true),
+            ],
+            now(),
+        );
+        w.observe(&tp("erp"), 0, 5_000, now());
         assert_eq!(w.current(), 0, "erp/1 has data but delivered none yet");
         assert!(!w.is_late(1_000));
-        w.observe(&tp("erp"), 1, 2_000);
+        w.observe(&tp("erp"), 1, 2_000, now());
         assert_eq!(w.current(), 2_000);
-        assert!(w.set_assignment([
-            (tp("erp"), 0, false),
-            (tp("erp"), 1, true),
-            (tp("wms"), 0, true)
-        ]));
+        assert!(w.set_assignment(
+            [
+                (tp("erp"), 0, false),
+                (tp("erp"), 1, true),
+                (tp("wms"), 0, true)
+            ],
+            now()
+        ));
         assert_eq!(w.current(), 5_000, "erp/1 caught up: no longer holds it");
     }
 
     #[test]
     fn caught_up_partitions_do_not_hold_it_back_and_it_never_goes_back() {
-        let mut w = Watermark::new(Duration::ZERO);
-        w.observe(&tp("erp"), 0, 1_000);
-        w.observe(&tp("wms"), 0, 9_000);
+        let mut w = Watermark::new(Duration::ZERO, Duration::ZERO);
+        w.observe(&tp("erp"), 0, 1_000, now());
+        w.observe(&tp("wms"), 0, 9_000, now());
         assert_eq!(w.current(), 1_000);
-        w.set_assignment([(tp("erp"), 0, true), (tp("wms"), 0, false)]);
+        w.set_assignment([(tp("erp"), 0, true), (tp("wms"), 0, false)], now());
         assert_eq!(w.current(), 9_000, "erp has nothing more to read");
-        assert!(!w.set_assignment([(tp("erp"), 0, true), (tp("wms"), 0, true)]));
+        assert!(!w.set_assignment([(tp("erp"), 0, true), (tp("wms"), 0, true)], now()));
         assert_eq!(w.current(), 9_000);
-        w.observe(&tp("erp"), 0, 2_000);
+        w.observe(&tp("erp"), 0, 2_000, now());
         assert_eq!(
             w.current(),
             9_000,
             "monotonic even when erp becomes active again"
         );
         assert!(w.is_late(8_999));
+    }
+
+    #[test]
+    fn a_caught_up_partition_holds_it_until_the_idle_timeout() {
+        let t0 = Instant::now();
+        let secs = |s: u64| t0 + Duration::from_secs(s);
+        let mut w = Watermark::new(Duration::ZERO, Duration::from_secs(5));
+        w.set_assignment([(tp("erp"), 0, false), (tp("wms"), 0, false)], t0);
+        w.observe(&tp("erp"), 0, 1_000, t0);
+        w.observe(&tp("wms"), 0, 9_000, t0);
+        assert_eq!(w.current(), 1_000);
+        // erp has nothing more to read right now, but its producer may just be behind.
+        w.set_assignment([(tp("erp"), 0, true), (tp("wms"), 0, false)], secs(4));
+        assert_eq!(
+            w.current(),
+            1_000,
+            "within the idle timeout erp still holds it"
+        );
+        w.observe(&tp("erp"), 0, 2_000, secs(4));
+        assert_eq!(w.current(), 2_000, "its next event is not late");
+        w.set_assignment([(tp("erp"), 0, true), (tp("wms"), 0, false)], secs(8));
+        assert_eq!(w.current(), 2_000, "4 s since its last event");
+        w.set_assignment([(tp("erp"), 0, true), (tp("wms"), 0, false)], secs(9));
+        assert_eq!(w.current(), 9_000, "idle after 5 s: no longer holds it");
+    }
+
+    #[test]
+    fn a_partition_revoked_and_assigned_again_resumes_its_clock() {
+        let t0 = Instant::now();
+        let mut w = Watermark::new(Duration::ZERO, Duration::ZERO);
+        w.observe(&tp("erp"), 0, 1_000, t0);
+        w.observe(&tp("erp"), 1, 5_000, t0);
+        let saved = w.save();
+        w.set_assignment([], t0);
+        assert_eq!(w.save(), saved, "parked clocks are still saved");
+        w.set_assignment([(tp("erp"), 0, true), (tp("erp"), 1, true)], t0);
+        assert_eq!(
+            w.current(),
+            5_000,
+            "both clocks back: idle, the largest counts"
+        );
+    }
+
+    #[test]
+    fn save_and_restore_keep_every_clock() {
+        let t0 = Instant::now();
+        let mut w = Watermark::new(Duration::from_millis(10), Duration::ZERO);
+        w.observe(&tp("erp"), 0, 1_000, t0);
+        w.observe(&tp("erp"), 1, 5_000, t0);
+        let saved = w.save();
+        let mut r = Watermark::new(Duration::from_millis(10), Duration::ZERO);
+        r.restore(&saved, t0);
+        assert_eq!(r.current(), w.current());
+        assert_eq!(r.save(), saved);
+        r.observe(&tp("erp"), 0, 3_000, t0);
+        w.observe(&tp("erp"), 0, 3_000, t0);
+        assert_eq!(r.current(), w.current());
     }
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::model::Network;
 
 /// One usable alternate of a part.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct RankedAlternate {
     /// Alternate supplier id.
     pub supplier: String,

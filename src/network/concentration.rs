@@ -19,7 +19,7 @@ use serde::Serialize;
 use super::model::Network;
 
 /// Supply risk class of a part, from its number of qualified alternates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RiskClass {
     /// No qualified alternate: high risk.

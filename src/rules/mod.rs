@@ -236,6 +236,28 @@ impl AlertRule {
             && self.labels == other.labels
             && self.annotations == other.annotations
     }
+
+    /// A text that is equal for two rules exactly when [`AlertRule::same_definition`] holds:
+    /// a checkpoint keeps it to tell whether the alerts it saved still belong to the rule.
+    pub fn definition_key(&self) -> String {
+        format!(
+            "{:?}",
+            (
+                &self.name,
+                &self.indicator,
+                &self.value,
+                &self.op,
+                self.warning.map(f64::to_bits),
+                self.critical.map(f64::to_bits),
+                self.clear.map(f64::to_bits),
+                &self.overrides,
+                &self.filter,
+                &self.baseline,
+                (&self.for_, &self.keep_firing_for),
+                (&self.reason_code, &self.labels, &self.annotations),
+            )
+        )
+    }
 }
 
 impl AlertRule {

@@ -11,9 +11,14 @@
 //! the length of history. Applying is idempotent by `event_id`: a redelivered event is
 //! counted as a duplicate and changes nothing.
 
+pub mod buffer;
+pub mod checkpoint;
 pub mod tables;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
 
 use arrow::array::{
     Array, AsArray, Date32Array, Float64Array, Int64Array, ListArray, StringArray, StructArray,
@@ -23,13 +28,14 @@ use arrow::record_batch::RecordBatch;
 
 use crate::events::{col, EventKind};
 
+pub use buffer::EventBuffer;
 pub use tables::Tables;
 
 /// Milliseconds in a day.
 pub const DAY_MS: i64 = 86_400_000;
 
 /// How long completed records and de-duplication ids are kept, in event time.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Retention {
     /// Completed deliveries, reschedules and stops older than this (before the watermark)
     /// are dropped; it bounds the longest indicator window and baseline.
@@ -51,7 +57,7 @@ impl Default for Retention {
 pub type LineKey = (String, i64);
 
 /// An open purchase-order line.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PurchaseLine {
     pub supplier: String,
     pub part: String,
@@ -76,7 +82,7 @@ pub struct PurchaseLine {
 }
 
 /// A completed delivery: a PO line whose received quantity reached the ordered quantity.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
     pub po: String,
     pub line: i64,
@@ -93,7 +99,7 @@ pub struct Delivery {
 }
 
 /// A supplier moving its promise or back-ordering a line.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reschedule {
     pub event_time: i64,
     pub po: String,
@@ -106,7 +112,7 @@ pub struct Reschedule {
 }
 
 /// An in-flight shipment (advance ship notice seen, not yet delivered).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Shipment {
     pub supplier: String,
     pub origin: String,
@@ -128,7 +134,7 @@ pub struct Shipment {
 }
 
 /// A completed stop of a shipment at a location: the dwell is `departed_at - arrived_at`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Stop {
     pub shipment: String,
     pub supplier: String,
@@ -138,7 +144,7 @@ pub struct Stop {
 }
 
 /// Stock of a part at a site.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Position {
     pub on_hand: f64,
     pub daily_demand: f64,
@@ -158,7 +164,7 @@ pub struct ApplyStats {
 }
 
 /// What one supplier feed has sent since chainwatch started.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeedActivity {
     /// The supplier the feed belongs to.
     pub supplier: String,
@@ -174,27 +180,29 @@ pub struct FeedActivity {
     pub first_seen_at: i64,
 }
 
-/// One micro-batch's worth of a feed's activity, as ingest counted it.
+/// One micro-batch's worth of a feed's records, as ingest read them. Counted when read (a
+/// record may be rejected and have no event time); the events a feed delivered are counted
+/// in event time, as they are applied (their `source` is the feed's name).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct FeedTally {
     pub feed: String,
     pub supplier: String,
     pub records: u64,
-    pub events: u64,
     pub rejected: u64,
-    pub last_event_at: Option<i64>,
 }
 
-/// The whole live state.
-#[derive(Debug, Default)]
+/// The whole live state. Maps that become snapshot rows keep insertion order (indexmap), so a
+/// snapshot lists rows in an order that depends only on the events applied: the same after a
+/// restore from a checkpoint as in a run that never stopped.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct State {
     retention: Retention,
-    pub(crate) lines: HashMap<LineKey, PurchaseLine>,
+    pub(crate) lines: IndexMap<LineKey, PurchaseLine>,
     pub(crate) deliveries: VecDeque<Delivery>,
     pub(crate) reschedules: VecDeque<Reschedule>,
-    pub(crate) shipments: HashMap<String, Shipment>,
+    pub(crate) shipments: IndexMap<String, Shipment>,
     pub(crate) stops: VecDeque<Stop>,
-    pub(crate) inventory: HashMap<(String, String), Position>,
+    pub(crate) inventory: IndexMap<(String, String), Position>,
     /// Lines a shipment notice named before the line itself was applied (topics are not
     /// ordered with each other): the shipment is linked when the line is created.
     awaiting_line: HashMap<LineKey, String>,
@@ -210,6 +218,7 @@ pub struct State {
 /// Typed views of the columns of one decoded batch.
 struct Cols<'a> {
     event_id: &'a StringArray,
+    source: &'a StringArray,
     kind: &'a StringArray,
     event_time: &'a TimestampMillisecondArray,
     po: &'a StringArray,
@@ -245,6 +254,7 @@ impl<'a> Cols<'a> {
         let f = |i: usize| b.column(i).as_primitive();
         Cols {
             event_id: s(col::EVENT_ID),
+            source: s(col::SOURCE),
             kind: s(col::KIND),
             event_time: t(col::EVENT_TIME),
             po: s(col::PO),
@@ -285,6 +295,17 @@ impl State {
             retention,
             ..State::default()
         }
+    }
+
+    /// Keep completed records and event ids this long from now on (a restored state takes the
+    /// configuration's retention).
+    pub fn set_retention(&mut self, retention: Retention) {
+        self.retention = retention;
+    }
+
+    /// Every feed's activity, by feed name.
+    pub fn feeds(&self) -> impl Iterator<Item = (&str, &FeedActivity)> {
+        self.feeds.iter().map(|(k, v)| (k.as_str(), v))
     }
 
     /// The event-time watermark the state has been aged to.
@@ -329,9 +350,7 @@ impl State {
                 });
             a.supplier.clone_from(&t.supplier);
             a.records += t.records;
-            a.events += t.events;
             a.rejected += t.rejected;
-            a.last_event_at = a.last_event_at.max(t.last_event_at);
         }
     }
 
@@ -363,6 +382,12 @@ impl State {
             };
             self.seen.insert(id.to_string(), t);
             self.seen_order.push_back((t, id.to_string()));
+            // A supplier feed's events carry the feed's name as their source: its activity
+            // in event time, counted as the events are applied.
+            if let Some(a) = self.feeds.get_mut(c.source.value(i)) {
+                a.events += 1;
+                a.last_event_at = a.last_event_at.max(Some(t));
+            }
             let known = self.apply_row(kind, &c, i, t);
             if !known {
                 stats.orphans += 1;
@@ -410,7 +435,7 @@ impl State {
                 line.promised_date = promised;
                 true
             }
-            EventKind::PoLineCancelled => self.lines.remove(&key()).is_some(),
+            EventKind::PoLineCancelled => self.lines.swap_remove(&key()).is_some(),
             EventKind::SupplierConfirmation => {
                 let Some(line) = self.lines.get_mut(&key()) else {
                     return false;
@@ -454,7 +479,7 @@ impl State {
                 line.received_quantity += c.quantity.value(i);
                 // A line is complete when at most 2% is missing (split shipments, counting noise).
                 if line.received_quantity >= line.quantity * 0.98 {
-                    let line = self.lines.remove(&k).expect("present: just looked up");
+                    let line = self.lines.swap_remove(&k).expect("present: just looked up");
                     self.deliveries.push_back(Delivery {
                         po: k.0,
                         line: k.1,
@@ -510,6 +535,7 @@ impl State {
                 }
                 true
             }
+            EventKind::Heartbeat => true,
         }
     }
 
@@ -598,7 +624,10 @@ impl State {
                 }
             }
             "delivered" => {
-                let s = self.shipments.remove(id).expect("present: just looked up");
+                let s = self
+                    .shipments
+                    .swap_remove(id)
+                    .expect("present: just looked up");
                 for k in &s.lines {
                     self.awaiting_line.remove(k);
                     if let Some(l) = self.lines.get_mut(k) {

@@ -4,43 +4,53 @@
 //! In: a [`Config`]. Out: a [`Running`] pipeline serving HTTP, until [`Running::shutdown`].
 //!
 //! ```text
-//! Kafka --> ingest (decode, dead-letter) --Batch--> state (apply, store offsets)
-//!                                                     | every evaluation.interval: snapshot
+//! Kafka --> ingest (decode, watermark, dead-letter) --Batch--> state stage (event buffer,
+//!                                                   apply each completed evaluation step)
+//!                                                     | a snapshot per step, none skipped
 //!                                                     v
-//!            /metrics, /api <-- Shared <-- evaluator (indicator SQL, alert rules)
+//!            /metrics, /api <-- Shared <-- evaluator (indicator SQL, alert rules) --> checkpoint
 //!                                                     ^ new RuleBook (only a fully valid one)
 //!        file change, SIGHUP, POST /-/reload --> reload task (load_rulebook)
 //!   feeds/, network/ files, network topic --> catalog task --> ingest (feed topics),
 //!                                                           evaluator (network tables)
 //! ```
-//! Channels are bounded, so a slow stage slows the consumer instead of growing memory. The
-//! evaluator gets at most one pending snapshot: if it is still busy, the tick is skipped and
-//! counted. A reloaded rule book is swapped in between two evaluations (see `crate::reload`);
-//! the evaluator then re-evaluates the last snapshot, so new rules show without new data.
+//! Channels are bounded, so a slow stage slows the consumer instead of growing memory. Every
+//! `checkpoint.interval` ingest cuts a checkpoint after a batch; it travels with the data like a
+//! Flink barrier, the state stage and then the evaluator add their share, and the evaluator
+//! writes it and commits its offsets (`stage`, `evaluator`, `crate::state::checkpoint`). On
+//! start the newest checkpoint is restored and each partition resumes from its offsets.
+//! A reloaded rule book is swapped in between two evaluations (see `crate::reload`); the
+//! evaluator then re-evaluates the last snapshot, so new rules show without new data.
 
-use std::collections::BTreeSet;
+mod evaluator;
+mod stage;
+
+pub(crate) use evaluator::samples_for;
+
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{DefaultProducerContext, FutureProducer};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
-use crate::alerts::{AlertEngine, AlertState, Sample};
-use crate::catalog::{self, Catalog, CatalogTask};
+use crate::catalog::{self, CatalogTask};
 use crate::config::Config;
-use crate::export::metrics::{alert_families, indicator_families, Metrics};
-use crate::export::{http, Evaluation, PartitionStatus, RulesView, Shared};
-use crate::indicators::{IndicatorResult, Indicators, Limits};
-use crate::ingest::{kafka, store_offsets, Batch, Ingest, Watermark};
+use crate::export::metrics::Metrics;
+use crate::export::{http, PartitionStatus, RulesView, Shared};
+use crate::indicators::{Indicators, Limits};
+use crate::ingest::{kafka, Batch, Ingest, Watermark};
 use crate::reload::{self, Fingerprint, NewBook, ReloadOutcome, ReloadTask, Reloader, Trigger};
 use crate::rules::RuleSet;
-use crate::state::{State, Tables};
+use crate::state::checkpoint::{CheckpointError, CheckpointStore};
+use crate::state::{EventBuffer, State};
+use evaluator::{Checkpoints, EvalOptions, Evaluator, Restored};
+use stage::{StateStage, ToEvaluator};
 
 /// Errors that stop the service from starting.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +67,9 @@ pub enum PipelineError {
     /// The embedded broker could not start.
     #[error("embedded broker: {0}")]
     Embedded(String),
+    /// The checkpoint directory could not be used or holds another group's checkpoint.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
     /// The HTTP port could not be bound.
     #[error("http listen {addr}: {source}")]
     Listen {
@@ -138,30 +151,6 @@ fn publish_rules(shared: &Shared, book: &RuleBook, outcome: Arc<ReloadOutcome>) 
         successes: v.successes + u64::from(is_reload),
         failures: v.failures,
     });
-}
-
-/// Swap a reloaded book in; the alerts of rules whose definition is unchanged keep their state.
-fn apply_book(new: NewBook, book: &mut RuleBook, engine: &mut AlertEngine, shared: &Shared) {
-    engine.set_rules(&new.book.rules);
-    for old in book.indicators.defs() {
-        let kept = new
-            .book
-            .indicators
-            .defs()
-            .iter()
-            .any(|d| d.name == old.name);
-        if !kept {
-            // Keep the label set to the indicators that exist.
-            let _ = shared
-                .metrics
-                .indicator_errors
-                .remove_label_values(&[&old.name]);
-        }
-    }
-    *book = new.book;
-    publish_rules(shared, book, new.outcome);
-    // The reload task waits for this; it may have been stopped meanwhile.
-    let _ = new.applied.send(());
 }
 
 /// A started pipeline.
@@ -305,9 +294,62 @@ pub async fn start_on(
     // Capacity 1: the reload task waits until the evaluator has taken the book.
     let (book_tx, book_rx) = mpsc::channel::<NewBook>(1);
 
-    let consumer: Arc<StreamConsumer> = Arc::new(
+    // Checkpoints: off on the embedded broker, whose topics die with the process.
+    let store = if config.checkpoint.enabled && embedded.is_none() {
+        let dir = config.checkpoint.dir.clone();
+        let group = config.kafka.group_id.clone();
+        Some(
+            tokio::task::spawn_blocking(move || CheckpointStore::open(&dir, &group))
+                .await
+                .map_err(|e| PipelineError::Embedded(format!("checkpoint store: {e}")))??,
+        )
+    } else {
+        None
+    };
+    let latest = match &store {
+        Some(store) => {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || store.latest())
+                .await
+                .map_err(|e| PipelineError::Embedded(format!("reading checkpoint: {e}")))??
+        }
+        None => None,
+    };
+    let step_ms = i64::try_from(config.evaluation.step.as_millis()).unwrap_or(i64::MAX);
+    let mut watermark = Watermark::new(config.allowed_lateness, config.idle_timeout);
+    let mut state = State::new(config.retention);
+    let mut buffer = EventBuffer::new(step_ms);
+    let mut restored = Restored::default();
+    let mut resume = Vec::new();
+    if let Some((path, cp)) = latest {
+        buffer = cp.buffer(step_ms)?;
+        watermark.restore(&cp.watermark, std::time::Instant::now());
+        resume = cp
+            .offsets
+            .iter()
+            .map(|(t, p, o)| ((t.clone(), *p), *o))
+            .collect();
+        tracing::info!(
+            checkpoint = %path.display(),
+            written_at = %crate::rules::template::rfc3339(cp.written_at),
+            applied = cp.state.applied(),
+            buffered = buffer.len(),
+            watermark = %crate::rules::template::rfc3339(cp.watermark.current()),
+            "Restored from checkpoint."
+        );
+        state = cp.state;
+        state.set_retention(config.retention);
+        restored = Restored {
+            engine: Some(cp.engine),
+            tracker: cp.tracker,
+            history: cp.history,
+            evaluations: cp.evaluations,
+        };
+    }
+    let restored_watermark = restored.engine.is_some().then(|| watermark.current());
+    let consumer: Arc<kafka::IngestConsumer> = Arc::new(
         kafka::consumer_config(&config.kafka, &brokers)
-            .create()
+            .create_with_context(kafka::ResumeContext::new(resume.iter().cloned()))
             .map_err(kafka::KafkaSetupError::Client)?,
     );
     let input_topics: Vec<String> = config
@@ -342,40 +384,61 @@ pub async fn start_on(
     })?;
 
     let (batch_tx, batch_rx) = mpsc::channel::<Batch>(4);
-    let (eval_tx, eval_rx) = mpsc::channel::<Tables>(1);
+    let (eval_tx, eval_rx) = mpsc::channel::<ToEvaluator>(1);
+    let checkpoints = store.map(|store| Checkpoints {
+        store,
+        consumer: consumer.clone(),
+        group_id: config.kafka.group_id.clone(),
+    });
     let ingest = Ingest {
         consumer: consumer.clone(),
         producer,
         dead_letter_topic: config.kafka.dead_letter_topic.clone(),
         batch: config.batch.clone(),
-        watermark: Watermark::new(config.allowed_lateness),
+        watermark,
         metrics: metrics.clone(),
         input_topics,
         feeds: feeds_rx,
-        consumed: Default::default(),
+        consumed: resume.into_iter().collect(),
+        checkpoint_every: checkpoints.as_ref().map(|_| config.checkpoint.interval),
     };
-    let mut tasks = vec![http_task];
-    tasks.push(tokio::spawn(ingest.run(batch_tx, shutdown_rx.clone())));
-    tasks.push(tokio::spawn(state_stage(
-        batch_rx,
-        consumer.clone(),
-        State::new(config.retention),
-        eval_tx,
-        config.evaluation.interval,
-        shared.clone(),
-    )));
-    tasks.push(tokio::spawn(evaluator(
-        eval_rx,
-        book_rx,
-        catalog_rx,
+    let stage = StateStage {
+        state,
+        buffer,
+        consumer: consumer.clone(),
+        shared: shared.clone(),
+        store_on_read: checkpoints.is_none(),
+        restored: restored_watermark,
+    };
+    let evaluator = Evaluator {
         book,
-        shared.clone(),
-        EvalOptions {
+        shared: shared.clone(),
+        options: EvalOptions {
             max_exported_rows: config.evaluation.max_exported_rows,
             exposure_every: config.network.exposure_every,
             horizon_days: config.network.horizon.as_secs_f64() / 86_400.0,
+            history: config.evaluation.history,
         },
-    )));
+        checkpoints,
+        restored,
+    };
+    let mut tasks = vec![http_task];
+    tasks.push(tokio::spawn(ingest.run(batch_tx, shutdown_rx.clone())));
+    tasks.push(tokio::spawn(stage.run(batch_rx, eval_tx)));
+    let no_checkpoints = !config.checkpoint.enabled || embedded.is_some();
+    let final_commit = consumer.clone();
+    tasks.push(tokio::spawn(async move {
+        evaluator.run(eval_rx, book_rx, catalog_rx).await;
+        if no_checkpoints {
+            // Offsets were stored as read; commit them before the consumer goes.
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Err(e) = final_commit.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
+                    tracing::debug!(error = %e, "Final commit failed (nothing stored or no assignment).");
+                }
+            })
+            .await;
+        }
+    }));
     tasks.push(tokio::spawn(
         CatalogTask {
             config: config.clone(),
@@ -430,304 +493,9 @@ pub async fn start_on(
     })
 }
 
-/// Apply batches to state, store their offsets, and hand snapshots to the evaluator.
-/// Ends when ingest has stopped and its channel is drained; then commits synchronously.
-async fn state_stage(
-    mut batches: mpsc::Receiver<Batch>,
-    consumer: Arc<StreamConsumer>,
-    mut state: State,
-    eval: mpsc::Sender<Tables>,
-    interval: Duration,
-    shared: Arc<Shared>,
-) {
-    let m = &shared.metrics;
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut applied_total = 0u64;
-    let mut duplicates_total = 0u64;
-    let mut last_evaluated: Option<(u64, i64)> = None;
-    loop {
-        tokio::select! {
-            batch = batches.recv() => {
-                let Some(batch) = batch else { break };
-                if !batch.feeds.is_empty() {
-                    state.record_feeds(&batch.feeds);
-                    for t in &batch.feeds {
-                        if let Some(at) = state.feed_activity(&t.feed).and_then(|a| a.last_event_at) {
-                            m.feed_last_event.with_label_values(&[&t.feed]).set(at as f64 / 1000.0);
-                        }
-                    }
-                }
-                if let Some(events) = &batch.events {
-                    let stats = state.apply(events, batch.watermark);
-                    for (kind, n) in &stats.applied {
-                        m.applied.with_label_values(&[kind.as_str()]).inc_by(*n);
-                        applied_total += n;
-                    }
-                    m.duplicates.inc_by(stats.duplicates);
-                    m.orphans.inc_by(stats.orphans);
-                    duplicates_total += stats.duplicates;
-                } else {
-                    state.advance(batch.watermark);
-                }
-                store_offsets(&consumer, &batch.offsets);
-                shared.dead_lettered.store(m.dead_letters.get(), Ordering::SeqCst);
-                m.watermark.set(state.watermark() as f64 / 1000.0);
-                m.open_lines.set(state.open_lines() as i64);
-                m.shipments.set(state.in_flight_shipments() as i64);
-                m.positions.set(state.positions() as i64);
-                m.window_records.set(state.window_records() as i64);
-                if let Ok(mut s) = shared.state.write() {
-                    s.watermark = state.watermark();
-                    s.records_applied = applied_total;
-                    s.duplicates = duplicates_total;
-                    s.open_po_lines = state.open_lines();
-                    s.in_flight_shipments = state.in_flight_shipments();
-                    s.inventory_positions = state.positions();
-                    s.window_records = state.window_records();
-                }
-            }
-            _ = ticker.tick() => {
-                // Evaluation is a function of (state, watermark): nothing new, nothing to do.
-                let version = (state.applied(), state.watermark());
-                if last_evaluated == Some(version) {
-                    continue;
-                }
-                if eval.try_send(state.snapshot()).is_ok() {
-                    last_evaluated = Some(version);
-                } else {
-                    m.eval_skipped.inc();
-                }
-            }
-        }
-    }
-    // Final evaluation of the final state, then commit what was applied.
-    let _ = eval.send(state.snapshot()).await;
-    let c = consumer.clone();
-    let _ = tokio::task::spawn_blocking(move || {
-        if let Err(e) = c.commit_consumer_state(rdkafka::consumer::CommitMode::Sync) {
-            tracing::debug!(error = %e, "Final commit failed (nothing stored or no assignment).");
-        }
-    })
-    .await;
-    tracing::info!(applied = applied_total, "State stage stopped.");
-}
-
-/// The samples of one rule from its indicator's rows.
-pub(crate) fn samples_for(result: &IndicatorResult, value: &str) -> Vec<Sample> {
-    result
-        .rows
-        .iter()
-        .map(|r| Sample {
-            labels: r.labels.clone(),
-            value: r.values.get(value).copied().flatten(),
-            row: r.row.clone(),
-        })
-        .collect()
-}
-
-/// Evaluator settings.
-struct EvalOptions {
-    max_exported_rows: usize,
-    exposure_every: Duration,
-    horizon_days: f64,
-}
-
-/// Run indicators and rules on each snapshot and publish the outcome. A new rule book from
-/// the reload task is swapped in between two evaluations; so is new master data.
-async fn evaluator(
-    mut snapshots: mpsc::Receiver<Tables>,
-    mut books: mpsc::Receiver<NewBook>,
-    mut catalogs: watch::Receiver<Arc<Catalog>>,
-    mut book: RuleBook,
-    shared: Arc<Shared>,
-    options: EvalOptions,
-) {
-    let max_exported_rows = options.max_exported_rows;
-    let m = shared.metrics.clone();
-    let mut engine = AlertEngine::new(&book.rules);
-    let mut catalog = catalogs.borrow_and_update().clone();
-    engine.set_network(catalog.network.clone());
-    let mut catalog_open = true;
-    let mut exposure_at: Option<std::time::Instant> = None;
-    let mut number = 0u64;
-    let mut firing_before: BTreeSet<String> = BTreeSet::new();
-    // The state stage sends no snapshot while nothing changed; keep the last one to evaluate
-    // a new book at once (cheap: the batches are shared, not copied).
-    let mut last: Option<Tables> = None;
-    loop {
-        let tables = tokio::select! {
-            biased;
-            Some(new) = books.recv() => {
-                apply_book(new, &mut book, &mut engine, &shared);
-                match &last {
-                    Some(t) => t.clone(),
-                    None => continue,
-                }
-            }
-            changed = catalogs.changed(), if catalog_open => {
-                if changed.is_err() {
-                    catalog_open = false;
-                    continue;
-                }
-                catalog = catalogs.borrow_and_update().clone();
-                engine.set_network(catalog.network.clone());
-                if let Ok(mut c) = shared.catalog.write() {
-                    *c = catalog.clone();
-                }
-                // The exposure depends on the network: recompute with the next evaluation.
-                exposure_at = None;
-                match &last {
-                    Some(t) => t.clone(),
-                    None => continue,
-                }
-            }
-            t = snapshots.recv() => match t {
-                Some(t) => t,
-                None => break,
-            },
-        };
-        last = Some(tables.clone());
-        let mut tables = tables;
-        tables.tables.extend(catalog.tables.iter().cloned());
-        let timer = m.eval_duration.start_timer();
-        let now = tables.watermark;
-        let mut results = Vec::new();
-        let mut errors = Vec::new();
-        for (def, r) in book
-            .indicators
-            .defs()
-            .iter()
-            .zip(book.indicators.evaluate(&tables).await)
-        {
-            match r {
-                Ok(r) => results.push(r),
-                Err(e) => {
-                    m.indicator_errors.with_label_values(&[&def.name]).inc();
-                    if matches!(e.kind(), "time" | "memory") {
-                        m.indicator_limits
-                            .with_label_values(&[def.name.as_str(), e.kind()])
-                            .inc();
-                    }
-                    tracing::warn!(indicator = %def.name, error = %e, "Indicator failed.");
-                    errors.push(e.to_string());
-                }
-            }
-        }
-        for group in &book.rules.groups {
-            for rule in &group.rules {
-                // A failed indicator evaluates its rules on no rows: alerts resolve rather
-                // than stay stale; the failure itself is counted and reported.
-                let samples = results
-                    .iter()
-                    .find(|r| r.name == rule.indicator)
-                    .map(|r| samples_for(r, &rule.value))
-                    .unwrap_or_default();
-                if let Err(e) = engine.evaluate(&rule.name, &samples, now) {
-                    tracing::warn!(rule = %rule.name, error = %e, "Rule evaluation error.");
-                    errors.push(e.to_string());
-                }
-            }
-        }
-        let alerts = engine.alerts();
-        let mut firing_now = BTreeSet::new();
-        for a in alerts.iter().filter(|a| a.state == AlertState::Firing) {
-            let key = format!("{}{:?}", a.rule, a.labels);
-            if !firing_before.contains(&key) {
-                tracing::info!(
-                    alert = %a.rule,
-                    severity = a.labels.get("severity").map(String::as_str).unwrap_or(""),
-                    summary = a.annotations.get("summary").map(String::as_str).unwrap_or(""),
-                    "Alert firing."
-                );
-            }
-            firing_now.insert(key);
-        }
-        firing_before = firing_now;
-        let (mut families, capped) = indicator_families(&results, &alerts, max_exported_rows);
-        for (indicator, n) in &capped {
-            m.capped_rows
-                .with_label_values(&[indicator.as_str()])
-                .set(i64::try_from(*n).unwrap_or(i64::MAX));
-        }
-        families.extend(alert_families(&alerts));
-        number += 1;
-        let evaluation = Evaluation {
-            number,
-            watermark: now,
-            records_applied: tables.applied,
-            finished_at: chrono::Utc::now().timestamp_millis(),
-            alerts,
-            families,
-            errors,
-        };
-        if let Ok(mut e) = shared.evaluation.write() {
-            *e = Arc::new(evaluation);
-        }
-        m.evaluations.inc();
-        timer.observe_duration();
-        if exposure_at.is_none_or(|t| t.elapsed() >= options.exposure_every)
-            && !catalog.network.suppliers.is_empty()
-        {
-            exposure_at = Some(std::time::Instant::now());
-            update_exposure(
-                &catalog,
-                &tables,
-                options.horizon_days,
-                max_exported_rows,
-                &shared,
-            )
-            .await;
-        }
-    }
-}
-
-/// Recompute time to survive and the risk exposure index of every node (LPs, off the
-/// runtime), publish them on `/api/network` and as metrics (the top `max_rows` nodes).
-async fn update_exposure(
-    catalog: &Catalog,
-    tables: &Tables,
-    horizon_days: f64,
-    max_rows: usize,
-    shared: &Arc<Shared>,
-) {
-    let net = catalog.network.clone();
-    let supply = catalog::part_supply(tables, &net);
-    let watermark = tables.watermark;
-    let nodes = tokio::task::spawn_blocking(move || {
-        let options = crate::network::ExposureOptions {
-            horizon_days,
-            ..Default::default()
-        };
-        crate::network::ranking(&net, &supply, &options)
-    })
-    .await;
-    let Ok(nodes) = nodes else {
-        tracing::error!("Exposure computation failed.");
-        return;
-    };
-    let m = &shared.metrics;
-    m.tts.reset();
-    m.ttr.reset();
-    m.rei.reset();
-    m.lost_value.reset();
-    for n in nodes.iter().take(max_rows) {
-        let s = [n.supplier.as_str()];
-        m.tts.with_label_values(&s).set(n.tts_days * 86_400.0);
-        if let Some(ttr) = n.ttr_days {
-            m.ttr.with_label_values(&s).set(ttr * 86_400.0);
-        }
-        m.rei.with_label_values(&s).set(n.rei);
-        m.lost_value.with_label_values(&s).set(n.lost_value);
-    }
-    if let Ok(mut e) = shared.exposure.write() {
-        *e = Arc::new(crate::export::Exposure { watermark, nodes });
-    }
-}
-
 /// Every few seconds: consumer lag per partition and readiness.
 async fn monitor(
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<kafka::IngestConsumer>,
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -765,7 +533,7 @@ async fn monitor(
 
 /// Committed offset, high watermark and lag of every assigned partition; None when the
 /// brokers cannot be reached.
-fn partition_status(c: &StreamConsumer) -> Option<Vec<PartitionStatus>> {
+fn partition_status(c: &kafka::IngestConsumer) -> Option<Vec<PartitionStatus>> {
     let timeout = Duration::from_secs(2);
     let assignment = c.assignment().ok()?;
     if assignment.count() == 0 {

@@ -18,10 +18,12 @@
 //! - Several rows with one label set in one evaluation are an error for those rows only; the
 //!   alerts with that label set are left as they were.
 
+pub mod history;
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Empirical};
 use statrs::statistics::Statistics;
 
@@ -44,7 +46,7 @@ pub struct Sample {
 }
 
 /// Alert severity, the `severity` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The warning threshold is met.
@@ -70,7 +72,7 @@ impl fmt::Display for Severity {
 }
 
 /// Where an alert is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertState {
     /// The condition holds but not yet for `for`.
@@ -99,7 +101,7 @@ impl fmt::Display for AlertState {
 }
 
 /// One alert of one rule for one label set. Times are event-time milliseconds since the epoch.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     /// The rule's name, also the `alertname` label.
     pub rule: String,
@@ -129,14 +131,14 @@ pub struct Alert {
 }
 
 /// The re-sourcing options of one part named by an alert.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PartAlternates {
     /// Part id.
     pub part: String,
     /// Days until the part runs out (`days_of_supply` of the row), when known.
     pub days_until_stop: Option<f64>,
     /// `single_source`, `dual_source` or `multi_source` (qualified alternates with capacity).
-    pub risk_class: &'static str,
+    pub risk_class: crate::network::RiskClass,
     /// Qualified alternates with capacity, ranked.
     pub alternates: Vec<RankedAlternate>,
 }
@@ -162,7 +164,7 @@ pub enum AlertError {
 }
 
 /// An alert and the last time its condition held (for `keep_firing_for`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Entry {
     alert: Alert,
     last_true: i64,
@@ -209,8 +211,22 @@ pub struct AlertEngine {
     network: Option<std::sync::Arc<Network>>,
 }
 
+/// The engine's state as a checkpoint keeps it ([`AlertEngine::save`]).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EngineSnapshot {
+    rules: BTreeMap<String, SavedRule>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SavedRule {
+    /// [`AlertRule::definition_key`] when saved.
+    definition: String,
+    alerts: BTreeMap<Identity, Entry>,
+    baselines: BTreeMap<Identity, History>,
+}
+
 /// Recorded values of one entity for a baseline, oldest first.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct History {
     samples: VecDeque<(i64, f64)>,
 }
@@ -320,6 +336,42 @@ impl AlertEngine {
             });
         self.templates = Templates::compile(new.values());
         self.rules = new;
+    }
+
+    /// The alerts and baseline histories of every rule, with the rule's definition, for a
+    /// checkpoint.
+    pub fn save(&self) -> EngineSnapshot {
+        let rules = self
+            .rules
+            .values()
+            .map(|r| {
+                let state = SavedRule {
+                    definition: r.definition_key(),
+                    alerts: self.active.get(&r.name).cloned().unwrap_or_default(),
+                    baselines: self.baselines.get(&r.name).cloned().unwrap_or_default(),
+                };
+                (r.name.clone(), state)
+            })
+            .collect();
+        EngineSnapshot { rules }
+    }
+
+    /// Take back what [`AlertEngine::save`] saved, for each rule whose definition is unchanged
+    /// (as a reload keeps them); returns how many rules got their state back.
+    pub fn restore(&mut self, saved: EngineSnapshot) -> usize {
+        let mut restored = 0;
+        for (name, s) in saved.rules {
+            let Some(rule) = self.rules.get(&name) else {
+                continue;
+            };
+            if rule.definition_key() != s.definition {
+                continue;
+            }
+            self.active.insert(name.clone(), s.alerts);
+            self.baselines.insert(name, s.baselines);
+            restored += 1;
+        }
+        restored
     }
 
     /// The supply network alerts on parts take their alternates from.
@@ -584,7 +636,7 @@ fn part_alternates(
             let qualified = known.alternates.iter().filter(|a| a.is_usable()).count();
             Some(PartAlternates {
                 alternates: net.ranked_alternates(&part, days),
-                risk_class: crate::network::RiskClass::from_alternates(qualified).as_str(),
+                risk_class: crate::network::RiskClass::from_alternates(qualified),
                 part,
                 days_until_stop: days,
             })
@@ -605,7 +657,7 @@ pub fn describe_alternates(parts: &[PartAlternates]) -> String {
             if p.alternates.is_empty() {
                 return format!(
                     "{head}: no qualified alternate with capacity ({})",
-                    p.risk_class
+                    p.risk_class.as_str()
                 );
             }
             let alts = p

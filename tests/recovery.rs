@@ -1,0 +1,456 @@
+//! Crash recovery against a real broker (tansu), through the real binary: chainwatch consumes
+//! a simulated history while it is killed (SIGKILL) at random points and stopped once
+//! gracefully (SIGTERM), restarted each time from its checkpoints. Its final indicators and its
+//! whole alert history must equal those of a run over the same topics that was never
+//! interrupted.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+
+use crate::util::*;
+
+/// The simulated history: 2026-01-05 and 20 days on.
+const START: &str = "2026-01-05T00:00:00Z";
+const START_MS: i64 = 1_767_571_200_000;
+const DAYS: i64 = 20;
+
+/// One chainwatch process and where it listens.
+struct Instance {
+    child: Child,
+    base: String,
+}
+
+impl Instance {
+    fn spawn(config: &Path, log: &Path) -> Instance {
+        let text = std::fs::read_to_string(config).expect("config");
+        let listen = text
+            .lines()
+            .find_map(|l| l.strip_prefix("listen = "))
+            .expect("listen")
+            .trim_matches('"')
+            .to_string();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log");
+        let child = Command::new(env!("CARGO_BIN_EXE_chainwatch"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info,librdkafka=warn,rdkafka=warn")
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start chainwatch");
+        Instance {
+            child,
+            base: format!("http://{listen}"),
+        }
+    }
+
+    async fn wait_up(&self) {
+        for _ in 0..600 {
+            if let Ok(r) = reqwest::get(format!("{}/healthz", self.base)).await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("chainwatch at {} did not come up", self.base);
+    }
+
+    /// SIGKILL: no chance to drain or checkpoint.
+    fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+
+    /// SIGTERM: drain, write a last checkpoint, commit, exit 0.
+    fn terminate(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        let code = self.child.wait().expect("reaped");
+        assert!(code.success(), "graceful shutdown exits 0: {code:?}");
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A config file for one deployment (`name`: its group id and checkpoint directory).
+fn write_config(dir: &Path, brokers: &str, name: &str) -> PathBuf {
+    let text = format!(
+        r#"[kafka]
+brokers = "{brokers}"
+group_id = "cw-{name}"
+dead_letter_topic = "rec.deadletter.{name}"
+partitions = 2
+[kafka.options]
+"group.instance.id" = "cw-{name}-1"
+[kafka.topics]
+erp = "rec.erp"
+wms = "rec.wms"
+logistics = "rec.logistics"
+[batch]
+linger = "20ms"
+max_rows = 500
+[event_time]
+allowed_lateness = "1d"
+idle_timeout = "200ms"
+[evaluation]
+step = "6h"
+rules = "{rules}"
+watch_rules = false
+[checkpoint]
+dir = "{checkpoints}"
+interval = "100ms"
+[http]
+listen = "127.0.0.1:{port}"
+[feeds]
+dir = "{none}"
+watch = false
+[network]
+dir = "{none}"
+topic = "rec.network.{name}"
+"#,
+        rules = repo_path("rules").display(),
+        none = repo_path("tests/fixtures/none").display(),
+        checkpoints = dir.join(format!("checkpoints-{name}")).display(),
+        port = free_port(),
+    );
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// Has the instance read everything up to the closing heartbeat, evaluated every step before
+/// it and committed its offsets?
+fn finished(s: &Value) -> bool {
+    s["watermark_ms"].as_i64() == Some(START_MS + (DAYS + 2) * DAY_MS)
+        && s["evaluation"]["records_applied"] == s["records_applied"]
+        && s["lag"].as_i64() == Some(0)
+}
+
+/// The indicator and alert samples of `/metrics` (not chainwatch's own metrics).
+fn indicator_samples(metrics: &str) -> BTreeMap<String, f64> {
+    let own: Vec<&str> = chainwatch::export::metrics::SELF_METRICS
+        .iter()
+        .map(|(n, _)| *n)
+        .collect();
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("chainwatch_"))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let name = series.split('{').next()?;
+            let is_own = own.iter().any(|o| {
+                name == *o
+                    || name
+                        .strip_prefix(o)
+                        .is_some_and(|s| ["_bucket", "_sum", "_count"].contains(&s))
+            });
+            let value: f64 = value.parse().ok()?;
+            (!is_own).then(|| (series.to_string(), value))
+        })
+        .collect()
+}
+
+/// The distinct (topic, partition, offset, reason) of a dead-letter topic, read from its start
+/// until `n` distinct ones were seen (10 s without a new message ends it).
+async fn dead_letter_origins(
+    brokers: &str,
+    topic: &str,
+    n: usize,
+) -> std::collections::BTreeSet<(String, String, String, String)> {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::message::{Headers, Message};
+    let consumer: StreamConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("broker.address.family", "v4")
+        .set("group.id", format!("{topic}-origins"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut seen = std::collections::BTreeSet::new();
+    while seen.len() < n {
+        let Ok(Ok(msg)) = tokio::time::timeout(Duration::from_secs(10), consumer.recv()).await
+        else {
+            break;
+        };
+        let header = |name: &str| {
+            msg.headers()
+                .and_then(|h| h.iter().find(|x| x.key == name))
+                .and_then(|x| x.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default()
+        };
+        seen.insert((
+            header("chainwatch.topic"),
+            header("chainwatch.partition"),
+            header("chainwatch.offset"),
+            header("chainwatch.reason"),
+        ));
+    }
+    seen
+}
+
+fn close(a: f64, b: f64) -> bool {
+    a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs()) || (a.is_nan() && b.is_nan())
+}
+
+/// Final indicators and alert history of an instance.
+async fn outcome(base: &str) -> (BTreeMap<String, f64>, Vec<Value>) {
+    let metrics = indicator_samples(&get_text(base, "/metrics").await);
+    let history = get_json(base, "/api/alerts/history?limit=1000000").await;
+    let transitions = history["transitions"]
+        .as_array()
+        .expect("transitions")
+        .clone();
+    (metrics, transitions)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_and_restarted_runs_end_exactly_where_an_uninterrupted_run_ends() {
+    let seed: u64 = std::env::var("CHAINWATCH_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::rng().random());
+    eprintln!("recovery test seed {seed} (CHAINWATCH_TEST_SEED={seed} repeats it)");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+
+    let broker = Tansu::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let reference = write_config(dir.path(), &broker.brokers, "reference");
+    let crashing = write_config(dir.path(), &broker.brokers, "crashing");
+    // The simulator publishes its supply network on its own topic, which neither reads:
+    // master data arriving at wall-clock moments would re-evaluate at arbitrary points.
+    let simulator = write_config(dir.path(), &broker.brokers, "simulator");
+
+    // The history, on the topics before either deployment starts (it creates them).
+    let out = Command::new(env!("CARGO_BIN_EXE_chainwatch"))
+        .args(["simulate", "--brokers", &broker.brokers, "--config"])
+        .arg(&simulator)
+        .args(["--seed", "7", "--start", START, "--days", &DAYS.to_string()])
+        .args(["--malformed-every", "997"])
+        .output()
+        .expect("chainwatch simulate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A heartbeat two days after the end: closes every step of the history.
+    tick(
+        &producer(&broker.brokers),
+        "rec.erp",
+        START_MS + (DAYS + 3) * DAY_MS,
+    )
+    .await;
+
+    // The run that is never interrupted.
+    let r = Instance::spawn(&reference, &dir.path().join("reference.log"));
+    r.wait_up().await;
+    let done = wait_status(&r.base, 300, finished).await;
+    let total = done["records_applied"].as_u64().expect("applied");
+    assert!(total > 5_000, "a real history: {done:#}");
+    let (want_metrics, want_history) = outcome(&r.base).await;
+    r.terminate();
+    assert!(
+        want_metrics.len() > 50 && want_history.len() > 5,
+        "something to compare: {} series, {} transitions",
+        want_metrics.len(),
+        want_history.len()
+    );
+
+    // The same topics, killed at random points on the way (and once stopped gracefully).
+    let log = dir.path().join("crashing.log");
+    let stops = ["kill -9", "kill -9", "SIGTERM", "kill -9"];
+    let mut last_applied = 0;
+    for (i, stop) in stops.iter().enumerate() {
+        let c = Instance::spawn(&crashing, &log);
+        c.wait_up().await;
+        // Somewhere in the next stretch of the history (a fraction of what is left).
+        let left = total - last_applied;
+        let target = last_applied + rng.random_range(left / 8..=left / 4);
+        wait_status(&c.base, 300, |s| {
+            s["records_applied"].as_u64() >= Some(target) || finished(s)
+        })
+        .await;
+        // This incarnation has checkpointed (else a stop tests nothing new), plus a random
+        // moment, so stops land anywhere relative to checkpoints and steps.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while sample(
+            &get_text(&c.base, "/metrics").await,
+            "chainwatch_checkpoints_total",
+            &[("result", "success")],
+        ) < Some(1.0)
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no checkpoint written"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.random_range(0..150))).await;
+        let s = get_json(&c.base, "/api/status").await;
+        // The first stop is early in the history; later ones may come after the end.
+        assert!(i > 0 || !finished(&s), "stop {i} came too late: {s:#}");
+        last_applied = s["records_applied"].as_u64().unwrap_or(0);
+        eprintln!("stop {i} ({stop}) at about {last_applied} of {total} events applied");
+        if *stop == "SIGTERM" {
+            c.terminate();
+        } else {
+            c.kill9();
+        }
+    }
+    let c = Instance::spawn(&crashing, &log);
+    c.wait_up().await;
+    let s = wait_status(&c.base, 300, finished).await;
+    let (got_metrics, got_history) = outcome(&c.base).await;
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        log_text.matches("Restored from checkpoint.").count() >= stops.len(),
+        "every restart restored a checkpoint:\n{log_text}"
+    );
+    c.terminate();
+
+    assert_eq!(
+        s["records_applied"].as_u64(),
+        Some(total),
+        "every event applied exactly once: {s:#}"
+    );
+    // Every malformed event the reference dead-lettered is on the crashing deployment's
+    // dead-letter topic too (some twice: dead letters are at-least-once across a crash).
+    let rejected = done["records_dead_lettered"].as_u64().unwrap_or(0) as usize;
+    assert!(rejected > 0, "the history has malformed events");
+    let want = dead_letter_origins(&broker.brokers, "rec.deadletter.reference", rejected).await;
+    let got = dead_letter_origins(&broker.brokers, "rec.deadletter.crashing", rejected).await;
+    assert_eq!(got, want);
+    let missing: Vec<_> = want_metrics
+        .keys()
+        .filter(|k| !got_metrics.contains_key(*k))
+        .collect();
+    let extra: Vec<_> = got_metrics
+        .keys()
+        .filter(|k| !want_metrics.contains_key(*k))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, extra {extra:?}"
+    );
+    for (series, want) in &want_metrics {
+        let got = got_metrics[series];
+        assert!(close(got, *want), "{series}: {got} vs {want}");
+    }
+    assert_eq!(got_history.len(), want_history.len(), "alert transitions");
+    for (got, want) in got_history.iter().zip(&want_history) {
+        for key in ["at", "rule", "change", "labels", "severity", "annotations"] {
+            assert_eq!(got[key], want[key], "{key}: {got:#} vs {want:#}");
+        }
+        for key in ["value", "threshold"] {
+            let (g, w) = (got[key].as_f64(), want[key].as_f64());
+            assert!(
+                g == w || g.zip(w).is_some_and(|(g, w)| close(g, w)),
+                "{key}: {got:#} vs {want:#}"
+            );
+        }
+    }
+}
+
+/// The broker goes away while chainwatch consumes: it stays up, says it is not ready, and once
+/// the broker is back it reconnects, catches up and has every event exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_loses_nothing_and_shows_in_readiness() {
+    let mut broker = Tansu::start();
+    let mut config = test_config(&broker.brokers, "outage");
+    let dir = tempfile::tempdir().expect("tempdir");
+    config.checkpoint.enabled = true;
+    config.checkpoint.dir = dir.path().to_path_buf();
+    config.checkpoint.interval = Duration::from_millis(200);
+    let running = start(config).await;
+    let base = format!("http://{}", running.http_addr);
+    let line = |i: usize, at: i64| -> Vec<u8> {
+        serde_json::json!({"event_id": format!("c{i}"), "kind": "po_line_created",
+            "event_time": iso(at), "source": "test-erp", "po": format!("PO-{i}"), "line": 1,
+            "supplier": format!("S-{}", i % 3), "part": "P-1", "site": "PLANT-1",
+            "quantity": 10, "unit_price": 1.0, "order_date": date(T0),
+            "promised_date": date(T0 + 30 * DAY_MS)})
+        .to_string()
+        .into_bytes()
+    };
+    let readyz = |base: String| async move {
+        reqwest::get(format!("{base}/readyz"))
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+
+    let p = producer(&broker.brokers);
+    let first: Vec<Vec<u8>> = (0..300).map(|i| line(i, T0 + i as i64 * 60_000)).collect();
+    produce(&p, "outage.erp", &first).await;
+    wait_status(&base, 60, |s| s["records_applied"].as_u64() >= Some(200)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while readyz(base.clone()).await != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // More events, then the broker dies before chainwatch has necessarily read them.
+    let second: Vec<Vec<u8>> = (300..600)
+        .map(|i| line(i, T0 + i as i64 * 60_000))
+        .collect();
+    produce(&p, "outage.erp", &second).await;
+    broker.stop();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let m = get_text(&base, "/metrics").await;
+        if readyz(base.clone()).await == 503
+            && sample(&m, "chainwatch_ingest_connected", &[]) == Some(0.0)
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not reported as not ready / disconnected"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Still serving what it had.
+    let status = get_json(&base, "/api/status").await;
+    assert!(status["records_applied"].as_u64() >= Some(200));
+
+    broker.restart();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while readyz(base.clone()).await != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "not ready again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let p = producer(&broker.brokers);
+    tick(&p, "outage.erp", T0 + 600 * 60_000 + 1).await;
+    let s = wait_status(&base, 90, |s| {
+        s["records_applied"].as_u64() == Some(600) && s["lag"].as_i64() == Some(0)
+    })
+    .await;
+    assert_eq!(s["duplicates"].as_u64(), Some(0), "{s:#}");
+    assert_eq!(s["records_dead_lettered"].as_u64(), Some(0), "{s:#}");
+    assert_eq!(s["state"]["open_po_lines"].as_u64(), Some(600));
+    let m = get_text(&base, "/metrics").await;
+    assert_eq!(sample(&m, "chainwatch_ingest_connected", &[]), Some(1.0));
+    running.shutdown().await;
+}
