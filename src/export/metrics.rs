@@ -187,6 +187,10 @@ pub const SELF_METRICS: &[(&str, &str)] = &[
         "Indicator rows left out of /metrics at the last evaluation by evaluation.max_exported_rows, by indicator.",
     ),
     (
+        "chainwatch_export_capped_alerts",
+        "Active alerts of a rule left out of /metrics at the last evaluation by evaluation.max_exported_rows (firing and critical ones are kept first); /api/alerts has them all.",
+    ),
+    (
         "chainwatch_rules_last_reload_success",
         "1 when the last reload of the rule files succeeded (or none was tried since start), 0 when it failed and the previous rules still run.",
     ),
@@ -269,6 +273,7 @@ pub struct Metrics {
     pub indicators_loaded: IntGauge,
     /// Rows per indicator left out of /metrics by the cap at the last evaluation.
     pub capped_rows: IntGaugeVec,
+    pub capped_alerts: IntGaugeVec,
     pub reload_success: IntGauge,
     pub reload_success_time: prometheus::Gauge,
     pub reloads: IntCounterVec,
@@ -402,6 +407,10 @@ impl Metrics {
             )),
             rules_loaded: reg!(IntGauge::with_opts(opts("chainwatch_rules_loaded"))),
             indicators_loaded: reg!(IntGauge::with_opts(opts("chainwatch_indicators_loaded"))),
+            capped_alerts: reg!(IntGaugeVec::new(
+                opts("chainwatch_export_capped_alerts"),
+                &["rule"]
+            )),
             capped_rows: reg!(IntGaugeVec::new(
                 opts("chainwatch_export_capped_rows"),
                 &["indicator"]
@@ -488,7 +497,14 @@ impl Metrics {
     /// Render self-metrics plus the given evaluation families as Prometheus text.
     pub fn render(&self, evaluation: &[MetricFamily]) -> String {
         let mut families = self.registry.gather();
-        families.extend_from_slice(evaluation);
+        // The text encoder refuses a family without samples (no alert active, an indicator
+        // with no rows): leave those out rather than fail the whole page.
+        families.extend(
+            evaluation
+                .iter()
+                .filter(|f| !f.get_metric().is_empty())
+                .cloned(),
+        );
         let mut buf = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&families, &mut buf) {
             tracing::error!(error = %e, "Could not encode metrics.");
@@ -593,11 +609,33 @@ fn kept_rows<'a>(
 }
 
 /// `chainwatch_alerts` and friends, from the pending and firing alerts.
-pub fn alert_families(alerts: &[Alert]) -> Vec<MetricFamily> {
-    let active: Vec<&Alert> = alerts
-        .iter()
-        .filter(|a| a.state != AlertState::Resolved)
-        .collect();
+/// The alert series of the active alerts, at most `max_per_rule` per rule (firing before
+/// pending, critical before warning, the oldest first): a flood of new label values (supplier
+/// ids) cannot blow up `/metrics`. Returns the families and the alerts left out per rule.
+pub fn alert_families(
+    alerts: &[Alert],
+    max_per_rule: usize,
+) -> (Vec<MetricFamily>, BTreeMap<String, usize>) {
+    let mut by_rule: BTreeMap<&str, Vec<&Alert>> = BTreeMap::new();
+    for a in alerts.iter().filter(|a| a.state != AlertState::Resolved) {
+        by_rule.entry(a.rule.as_str()).or_default().push(a);
+    }
+    let mut capped = BTreeMap::new();
+    let mut active = Vec::new();
+    for (rule, mut list) in by_rule {
+        if list.len() > max_per_rule {
+            list.sort_by_key(|a| {
+                (
+                    a.state != AlertState::Firing,
+                    std::cmp::Reverse(a.severity),
+                    a.active_at,
+                )
+            });
+            capped.insert(rule.to_string(), list.len() - max_per_rule);
+            list.truncate(max_per_rule);
+        }
+        active.extend(list);
+    }
     let mut alerts_m = Vec::new();
     let mut for_state = Vec::new();
     let mut values = Vec::new();
@@ -616,16 +654,80 @@ pub fn alert_families(alerts: &[Alert]) -> Vec<MetricFamily> {
         values.push(gauge_metric(&labels, a.value));
         thresholds.push(gauge_metric(&labels, a.threshold));
     }
-    ALERT_METRICS
+    let families = ALERT_METRICS
         .iter()
         .zip([alerts_m, for_state, values, thresholds])
         .map(|((name, help), m)| family(name.to_string(), help.to_string(), m))
-        .collect()
+        .collect();
+    (families, capped)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::alerts::Severity;
+
+    #[test]
+    fn no_active_alert_still_renders_the_page() {
+        let m = Metrics::new();
+        let (families, _) = alert_families(&[], 10);
+        let text = m.render(&families);
+        assert!(
+            text.contains("# TYPE chainwatch_ingest_connected gauge"),
+            "{text}"
+        );
+        assert!(!text.contains("chainwatch_alerts{"));
+    }
+
+    #[test]
+    fn a_flood_of_alerts_is_capped_per_rule_keeping_the_most_urgent() {
+        let alert = |rule: &str, i: usize, state: AlertState, severity: Severity| Alert {
+            rule: rule.into(),
+            labels: [("supplier".to_string(), format!("S-{i}"))].into(),
+            state,
+            severity,
+            value: 1.0,
+            threshold: 0.5,
+            active_at: i as i64,
+            fired_at: None,
+            resolved_at: None,
+            last_evaluated: 0,
+            annotations: BTreeMap::new(),
+            alternates: Vec::new(),
+        };
+        let mut alerts: Vec<Alert> = (0..1_000)
+            .map(|i| alert("Flood", i, AlertState::Pending, Severity::Warning))
+            .collect();
+        alerts.push(alert("Flood", 5_000, AlertState::Firing, Severity::Warning));
+        alerts.push(alert(
+            "Flood",
+            6_000,
+            AlertState::Firing,
+            Severity::Critical,
+        ));
+        alerts.push(alert(
+            "Flood",
+            7_000,
+            AlertState::Resolved,
+            Severity::Critical,
+        ));
+        alerts.push(alert("Calm", 1, AlertState::Firing, Severity::Warning));
+        let (families, capped) = alert_families(&alerts, 3);
+        assert_eq!(capped.get("Flood"), Some(&999), "1,002 active, 3 kept");
+        assert_eq!(capped.get("Calm"), None);
+        let series = &families[0].get_metric();
+        assert_eq!(series.len(), 4);
+        let suppliers: Vec<String> = series
+            .iter()
+            .filter_map(|m| {
+                let l = m.get_label();
+                l.iter()
+                    .find(|p| p.name() == "supplier")
+                    .map(|p| p.value().to_string())
+            })
+            .collect();
+        assert_eq!(suppliers, ["S-1", "S-6000", "S-5000", "S-0"]);
+    }
 
     #[test]
     fn every_self_metric_is_registered_and_rendered() {
@@ -641,6 +743,7 @@ mod tests {
         m.indicator_errors.with_label_values(&["x"]).inc();
         m.indicator_limits.with_label_values(&["x", "time"]).inc();
         m.capped_rows.with_label_values(&["x"]).set(0);
+        m.capped_alerts.with_label_values(&["x"]).set(0);
         for v in [&m.feed_records, &m.feed_events] {
             v.with_label_values(&["f"]).inc();
         }

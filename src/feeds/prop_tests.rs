@@ -5,7 +5,6 @@
 use proptest::prelude::*;
 
 use crate::feeds::{load_file, Feed};
-use crate::ingest::decode::EventDecoder;
 
 fn feeds() -> Vec<(Feed, Vec<u8>)> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -39,22 +38,8 @@ fn check(feed: &Feed, payload: &[u8]) -> Result<(), TestCaseError> {
             Err(e) => prop_assert!(!e.detail.is_empty(), "a reject says why: {e:?}"),
         }
     }
-    let slices: Vec<Option<&[u8]>> = events.iter().map(|e| Some(e.as_slice())).collect();
-    let d = EventDecoder::new(1 << 20).decode(&slices);
-    let mut seen = vec![0u8; events.len()];
-    for i in d
-        .rows
-        .iter()
-        .copied()
-        .chain(d.rejects.iter().map(|r| r.index))
-    {
-        prop_assert!(i < seen.len());
-        seen[i] += 1;
-    }
-    prop_assert!(
-        seen.iter().all(|n| *n == 1),
-        "each event kept or rejected once"
-    );
+    let payloads: Vec<Option<Vec<u8>>> = events.into_iter().map(Some).collect();
+    crate::ingest::prop_tests::accounted(&payloads)?;
     Ok(())
 }
 

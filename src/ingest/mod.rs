@@ -16,7 +16,7 @@ pub mod kafka;
 pub mod watermark;
 
 #[cfg(test)]
-mod prop_tests;
+pub(crate) mod prop_tests;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -126,14 +126,16 @@ impl Ingest {
         let mut last_checkpoint = Instant::now();
         // Offsets and watermark of the last cut.
         let mut last_cut: Option<Cut> = None;
+        let mut feeds_open = true;
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.changed() => break,
-                changed = self.feeds.changed() => {
+                changed = self.feeds.changed(), if feeds_open => {
                     if changed.is_err() {
                         // The sender is gone: keep the feeds we have.
-                        std::future::pending::<()>().await;
+                        feeds_open = false;
+                        continue;
                     }
                     let before = feeds.topics().join(",");
                     feeds = self.feeds.borrow_and_update().clone();

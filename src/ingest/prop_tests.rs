@@ -7,8 +7,10 @@ use serde_json::{json, Map, Value};
 use crate::events::event_schema;
 use crate::ingest::decode::EventDecoder;
 
-/// Every message index appears exactly once among the rows and the rejects.
-fn accounted(payloads: &[Option<Vec<u8>>]) -> Result<usize, TestCaseError> {
+/// Decode `payloads`; every message index must appear exactly once among the rows and the
+/// rejects, and every reject must say why. Returns the number of rows. Also used by the feed
+/// mapping's property tests.
+pub(crate) fn accounted(payloads: &[Option<Vec<u8>>]) -> Result<usize, TestCaseError> {
     let slices: Vec<Option<&[u8]>> = payloads.iter().map(|p| p.as_deref()).collect();
     let d = EventDecoder::new(4096).decode(&slices);
     let rows = d.batch.as_ref().map_or(0, |b| b.num_rows());

@@ -230,7 +230,16 @@ impl Evaluator {
                     .with_label_values(&[indicator.as_str()])
                     .set(i64::try_from(*n).unwrap_or(i64::MAX));
             }
-            families.extend(alert_families(&alerts));
+            let (alert_series, capped_alerts) = alert_families(&alerts, options.max_exported_rows);
+            families.extend(alert_series);
+            // Every rule has the series (0 when nothing was left out): bounded by the rules.
+            m.capped_alerts.reset();
+            for rule in book.rules.rules() {
+                let n = capped_alerts.get(&rule.name).copied().unwrap_or(0);
+                m.capped_alerts
+                    .with_label_values(&[rule.name.as_str()])
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
             number += 1;
             let evaluation = Evaluation {
                 number,

@@ -153,6 +153,9 @@ fn publish_rules(shared: &Shared, book: &RuleBook, outcome: Arc<ReloadOutcome>) 
     });
 }
 
+/// How long a graceful shutdown may take.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A started pipeline.
 pub struct Running {
     /// The bound HTTP address (useful with port 0).
@@ -163,7 +166,7 @@ pub struct Running {
     /// Reload the rules as SIGHUP, a file change or `POST /-/reload` would.
     pub reloader: Reloader,
     shutdown: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Vec<(&'static str, JoinHandle<()>)>,
     /// Keeps the embedded broker alive for as long as the pipeline runs.
     _embedded: Option<MockCluster<'static, DefaultProducerContext>>,
 }
@@ -175,10 +178,16 @@ impl Running {
     }
 
     /// Stop every stage: ingest flushes, state applies and stores offsets, consumer commits.
+    /// A task still running after [`SHUTDOWN_TIMEOUT`] is named in the log and left behind
+    /// (the process then exits without it), so a stop is bounded as orchestrators expect.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
-        for t in self.tasks {
-            let _ = t.await;
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_TIMEOUT;
+        for (name, t) in self.tasks {
+            tracing::debug!(task = name, "Waiting for the task to stop.");
+            if tokio::time::timeout_at(deadline, t).await.is_err() {
+                tracing::error!(task = name, timeout = ?SHUTDOWN_TIMEOUT, "Task did not stop in time; left behind.");
+            }
         }
     }
 }
@@ -422,12 +431,15 @@ pub async fn start_on(
         checkpoints,
         restored,
     };
-    let mut tasks = vec![http_task];
-    tasks.push(tokio::spawn(ingest.run(batch_tx, shutdown_rx.clone())));
-    tasks.push(tokio::spawn(stage.run(batch_rx, eval_tx)));
+    let mut tasks = vec![("http", http_task)];
+    tasks.push((
+        "ingest",
+        tokio::spawn(ingest.run(batch_tx, shutdown_rx.clone())),
+    ));
+    tasks.push(("state", tokio::spawn(stage.run(batch_rx, eval_tx))));
     let no_checkpoints = !config.checkpoint.enabled || embedded.is_some();
     let final_commit = consumer.clone();
-    tasks.push(tokio::spawn(async move {
+    tasks.push(("evaluator", tokio::spawn(async move {
         evaluator.run(eval_rx, book_rx, catalog_rx).await;
         if no_checkpoints {
             // Offsets were stored as read; commit them before the consumer goes.
@@ -438,50 +450,61 @@ pub async fn start_on(
             })
             .await;
         }
-    }));
-    tasks.push(tokio::spawn(
-        CatalogTask {
-            config: config.clone(),
-            brokers: brokers.clone(),
-            sources,
-            catalog: catalog_tx,
-            feeds: feeds_tx,
-            metrics: metrics.clone(),
-            create_topics: embedded.is_none() && config.kafka.create_topics,
-        }
-        .run(shutdown_rx.clone()),
+    })));
+    tasks.push((
+        "catalog",
+        tokio::spawn(
+            CatalogTask {
+                config: config.clone(),
+                brokers: brokers.clone(),
+                sources,
+                catalog: catalog_tx,
+                feeds: feeds_tx,
+                metrics: metrics.clone(),
+                create_topics: embedded.is_none() && config.kafka.create_topics,
+            }
+            .run(shutdown_rx.clone()),
+        ),
     ));
-    tasks.push(tokio::spawn(
-        ReloadTask {
-            dir: rules_dir.clone(),
-            limits: config.evaluation.limits,
-            requests: reload_requests,
-            books: book_tx,
-            shared: shared.clone(),
-        }
-        .run(shutdown_rx.clone()),
+    tasks.push((
+        "reload",
+        tokio::spawn(
+            ReloadTask {
+                dir: rules_dir.clone(),
+                limits: config.evaluation.limits,
+                requests: reload_requests,
+                books: book_tx,
+                shared: shared.clone(),
+            }
+            .run(shutdown_rx.clone()),
+        ),
     ));
     if config.evaluation.watch_rules {
-        tasks.push(tokio::spawn(reload::watch_files(
-            rules_dir,
-            files,
-            reloader.clone(),
-            shutdown_rx.clone(),
-        )));
+        tasks.push((
+            "watch-rules",
+            tokio::spawn(reload::watch_files(
+                rules_dir,
+                files,
+                reloader.clone(),
+                shutdown_rx.clone(),
+            )),
+        ));
     }
     #[cfg(unix)]
     if let Some(hup) = hup {
-        tasks.push(tokio::spawn(reload::on_sighup(
-            hup,
-            reloader.clone(),
-            shutdown_rx.clone(),
-        )));
+        tasks.push((
+            "sighup",
+            tokio::spawn(reload::on_sighup(
+                hup,
+                reloader.clone(),
+                shutdown_rx.clone(),
+            )),
+        ));
     }
-    tasks.push(tokio::spawn(monitor(
-        consumer,
-        shared.clone(),
-        shutdown_rx.clone(),
-    )));
+    tasks.push((
+        "monitor",
+        tokio::spawn(monitor(consumer, shared.clone(), shutdown_rx.clone())),
+    ));
     Ok(Running {
         http_addr,
         brokers,
