@@ -200,6 +200,7 @@ impl Ingest {
                     }
                 },
                 _ = ticker.tick() => {
+                    self.publish_clocks();
                     if first_at.is_some_and(|t| t.elapsed() >= self.batch.linger) {
                         let cut = self.checkpoint_due(&mut last_checkpoint, false);
                         let cutting = cut.is_some();
@@ -480,8 +481,14 @@ impl Ingest {
                 (Arc::from(e.topic()), e.partition(), caught_up)
             })
             .collect();
+        self.watermark
+            .set_assignment(assigned, std::time::Instant::now())
+    }
+
+    /// Per-partition clocks as metrics. On the linger tick, not per batch: it rebuilds the
+    /// label sets.
+    fn publish_clocks(&self) {
         let now = std::time::Instant::now();
-        let moved = self.watermark.set_assignment(assigned, now);
         self.metrics.partition_event_time.reset();
         self.metrics.partition_idle.reset();
         for (topic, partition, max, idle) in self.watermark.clocks(now) {
@@ -497,7 +504,6 @@ impl Ingest {
                 .with_label_values(&labels)
                 .set(i64::from(idle));
         }
-        moved
     }
 
     /// Write every reject to the dead-letter topic; retries until written or shut down.
