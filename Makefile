@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 CARGO ?= cargo
 
-.PHONY: help run build test check fmt clippy rules-check rules-test dashboards-check compose-check bench deps up down clean
+.PHONY: help run build test check fmt clippy rules-check rules-test dashboards-check compose-check bench soak deps up down clean
 
 help: ## Show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ compose-check: ## Validate docker/compose.yaml (Compose v2 or docker-compose v1)
 
 bench: deps ## Benchmarks (release build); figures go to docs/benchmarks.md
 	$(CARGO) run --locked --release --example bench
+
+soak: deps ## 10-minute soak at a steady rate: resident memory and state sizes (docs/benchmarks.md)
+	$(CARGO) run --locked --release --example bench -- --only=soak
 
 up: ## Full stack in docker (Kafka, chainwatch, simulator, Prometheus, Alertmanager, Grafana)
 	docker compose -p chainwatch -f docker/compose.yaml up -d --build

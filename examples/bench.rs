@@ -1,33 +1,94 @@
-//! `make bench`: throughput and evaluation-time figures, measured side by side in one run.
+//! `make bench`: every figure of docs/benchmarks.md, measured side by side in one run, each
+//! printed beside its target.
 //!
 //! 1. decode: JSON -> Arrow rows/s (chainwatch's decoder) vs `serde_json::Value` parsing of the
-//!    same bytes, on one core, same run;
-//! 2. decode + apply to state, events already in memory;
-//! 3. evaluation time of every shipped indicator and rule at 10k / 100k / 1M open PO lines;
-//! 4. end to end from a real broker (tansu, when on PATH): events/s from topic to applied state,
-//!    against a bare rdkafka consumer draining the same topics in the same run.
+//!    same bytes, one core;
+//! 2. decode + apply to state, events already in memory: on one core, and pipelined on two
+//!    threads as the service runs it (ingest decodes, the state stage applies);
+//! 3. evaluation: one whole tick (snapshot, every shipped indicator and rule, the `/metrics`
+//!    series) at 10k / 100k / 1M open PO lines, and again with 10x the completed history;
+//! 4. memory: bytes per open PO line and per shipment in state (counted by the allocator),
+//!    resident memory at the sizes of 3;
+//! 5. end to end from a real broker (tansu, when on PATH): events/s from topic to applied state,
+//!    against a bare rdkafka consumer draining the same topics in the same run;
+//! 6. latency: event-to-alert p50 / p99 at a sustained event rate through tansu.
 //!
-//! Options: `--quick` (smaller sizes), `--no-broker`.
+//! 7. soak (only with `--only=soak`, `make soak`): 10 minutes at a steady rate, resident memory
+//!    and state sizes every 30 s.
+//!
+//! Options: `--quick` (smaller sizes), `--no-broker`, `--only=decode,apply,eval,memory,e2e,latency,soak`.
 
-use std::path::PathBuf;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use chainwatch::alerts::{AlertEngine, AlertState};
 use chainwatch::config::Config;
-use chainwatch::demo::Feeder;
-use chainwatch::indicators::Indicators;
 use chainwatch::ingest::decode::{EventDecoder, RejectReason};
-use chainwatch::pipeline;
+use chainwatch::pipeline::{self, load_rulebook, tick};
 use chainwatch::sim::{SimConfig, Simulator};
 use chainwatch::state::{Retention, State};
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
 
 const DAY_MS: i64 = 86_400_000;
 
+/// Counts live heap bytes while `COUNTING` is on (the memory figures); otherwise one relaxed
+/// load per allocation.
+struct CountingAlloc;
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        }
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        }
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::Relaxed) {
+            LIVE.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: CountingAlloc = CountingAlloc;
+
+/// Resident memory of this process (bytes), from /proc.
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
+}
+
+fn mark(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "NOT MET"
+    }
 }
 
 fn sim_payloads(days: i64) -> Vec<Vec<u8>> {
@@ -63,6 +124,7 @@ fn bench_decode(payloads: &[Vec<u8>]) -> (f64, f64) {
     (median(arrow_rates), median(serde_rates))
 }
 
+/// Decode and apply on one thread.
 fn bench_apply(payloads: &[Vec<u8>]) -> f64 {
     let decoder = EventDecoder::new(1 << 20);
     let refs: Vec<Option<&[u8]>> = payloads.iter().map(|p| Some(p.as_slice())).collect();
@@ -82,65 +144,124 @@ fn bench_apply(payloads: &[Vec<u8>]) -> f64 {
     median(rates)
 }
 
-/// A state with `lines` open PO lines over 10k suppliers, lines/10 shipments, lines/20 positions.
-fn synthetic_state(lines: usize, history_factor: usize) -> State {
-    let t0: i64 = 1_772_409_600_000;
+/// Decode on one thread, apply on another, joined by a bounded channel of record batches:
+/// the service's ingest and state stages.
+fn bench_apply_pipelined(payloads: &[Vec<u8>]) -> f64 {
+    let mut rates = Vec::new();
+    for _ in 0..3 {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<arrow::record_batch::RecordBatch>(4);
+        let t = Instant::now();
+        let applier = std::thread::spawn(move || {
+            let mut state = State::new(Retention::default());
+            let mut n = 0;
+            for b in rx {
+                n += b.num_rows();
+                state.apply(&b, 0);
+            }
+            n
+        });
+        let decoder = EventDecoder::new(1 << 20);
+        let refs: Vec<Option<&[u8]>> = payloads.iter().map(|p| Some(p.as_slice())).collect();
+        for chunk in refs.chunks(4096) {
+            if let Some(b) = decoder.decode(chunk).batch {
+                if tx.send(b).is_err() {
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let n = applier.join().unwrap_or(0);
+        rates.push(n as f64 / t.elapsed().as_secs_f64());
+    }
+    median(rates)
+}
+
+/// How big a synthetic state to build.
+#[derive(Clone, Copy)]
+struct Sizes {
+    lines: usize,
+    shipments: usize,
+    positions: usize,
+    /// Completed deliveries in the window.
+    completed: usize,
+}
+
+impl Sizes {
+    /// The issue's shape: lines over 10k suppliers, lines/10 shipments, lines/20 positions,
+    /// lines/10 x `history` completed deliveries.
+    fn scaled(lines: usize, history: usize) -> Self {
+        Sizes {
+            lines,
+            shipments: lines / 10,
+            positions: (lines / 20).max(1),
+            completed: lines / 10 * history,
+        }
+    }
+}
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .expect("valid")
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn date(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .expect("valid")
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// 2026-03-02T00:00:00Z
+const T0: i64 = 1_772_409_600_000;
+
+/// A synthetic state of the given sizes, built through the decoder like real events.
+fn synthetic_state(z: Sizes) -> State {
     let decoder = EventDecoder::new(1 << 20);
     let mut state = State::new(Retention::default());
-    let iso = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms)
-            .expect("valid")
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-    };
-    let date = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms)
-            .expect("valid")
-            .format("%Y-%m-%d")
-            .to_string()
-    };
     let mut events: Vec<String> = Vec::with_capacity(4096);
     let flush = |events: &mut Vec<String>, state: &mut State| {
         let refs: Vec<Option<&[u8]>> = events.iter().map(|e| Some(e.as_bytes())).collect();
         if let Some(b) = decoder.decode(&refs).batch {
-            state.apply(&b, t0 + 20 * DAY_MS);
+            state.apply(&b, T0 + 20 * DAY_MS);
         }
         events.clear();
     };
-    let positions = (lines / 20).max(1);
-    for i in 0..lines {
-        let promised = t0 + ((i % 40) as i64) * DAY_MS;
+    let positions = z.positions.max(1);
+    for i in 0..z.lines {
+        let promised = T0 + ((i % 40) as i64) * DAY_MS;
         events.push(format!(
             r#"{{"event_id":"l{i}","kind":"po_line_created","event_time":"{}","source":"b","po":"PO-{}","line":{},"supplier":"S{}","part":"P{}","site":"D{}","quantity":100,"unit_price":3.5,"order_date":"{}","promised_date":"{}"}}"#,
-            iso(t0),
+            iso(T0),
             i / 4,
             i % 4,
             i % 10_000,
             (i % positions) / 3,
             i % 3,
-            date(t0 - 20 * DAY_MS),
+            date(T0 - 20 * DAY_MS),
             date(promised)
         ));
         if events.len() == 4096 {
             flush(&mut events, &mut state);
         }
     }
-    for s in 0..lines / 10 {
+    for s in 0..z.shipments {
         events.push(format!(
             r#"{{"event_id":"s{s}","kind":"shipment_created","event_time":"{}","source":"b","shipment":"SH{s}","supplier":"S{}","po_lines":[{{"po":"PO-{}","line":0}}],"origin":"CNSHA","destination":"DEHAM","carrier":"C","mode":"ocean","shipped_at":"{}","eta":"{}"}}"#,
-            iso(t0),
+            iso(T0),
             s % 10_000,
             s * 2,
-            iso(t0),
-            iso(t0 + 30 * DAY_MS)
+            iso(T0),
+            iso(T0 + 30 * DAY_MS)
         ));
         if events.len() == 4096 {
             flush(&mut events, &mut state);
         }
     }
-    for p in 0..positions {
+    for p in 0..z.positions {
         events.push(format!(
             r#"{{"event_id":"p{p}","kind":"inventory_position","event_time":"{}","source":"b","site":"D{}","part":"P{}","on_hand":500,"daily_demand":20}}"#,
-            iso(t0),
+            iso(T0),
             p % 3,
             p / 3
         ));
@@ -148,16 +269,15 @@ fn synthetic_state(lines: usize, history_factor: usize) -> State {
             flush(&mut events, &mut state);
         }
     }
-    // Completed history: deliveries in the window (lines/10 x history_factor).
-    let completed = lines / 10 * history_factor;
-    for c in 0..completed {
-        let t = t0 + 10 * DAY_MS + (c as i64 % 1000) * 60_000;
+    // Completed history: deliveries in the window.
+    for c in 0..z.completed {
+        let t = T0 + 10 * DAY_MS + (c as i64 % 1000) * 60_000;
         events.push(format!(
             r#"{{"event_id":"h{c}","kind":"po_line_created","event_time":"{}","source":"b","po":"H-{c}","line":1,"supplier":"S{}","part":"P1","site":"D1","quantity":1,"unit_price":1,"order_date":"{}","promised_date":"{}"}}"#,
             iso(t),
             c % 10_000,
-            date(t0),
-            date(t0 + 9 * DAY_MS)
+            date(T0),
+            date(T0 + 9 * DAY_MS)
         ));
         events.push(format!(
             r#"{{"event_id":"hr{c}","kind":"goods_receipt","event_time":"{}","source":"b","po":"H-{c}","line":1,"supplier":"S{}","quantity":1,"received_at":"{}"}}"#,
@@ -170,26 +290,66 @@ fn synthetic_state(lines: usize, history_factor: usize) -> State {
         }
     }
     flush(&mut events, &mut state);
-    state.advance(t0 + 20 * DAY_MS);
+    state.advance(T0 + 20 * DAY_MS);
     state
 }
 
-async fn bench_eval(indicators: &Indicators, state: &State) -> (f64, f64) {
+/// Heap bytes a state of `z` holds (the decoder's transient batches are freed by then).
+fn state_bytes(z: Sizes) -> (State, f64) {
+    LIVE.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
+    let state = synthetic_state(z);
+    let bytes = LIVE.load(Ordering::SeqCst) as f64;
+    COUNTING.store(false, Ordering::SeqCst);
+    (state, bytes)
+}
+
+struct EvalFigures {
+    snapshot_ms: f64,
+    /// The indicator queries alone (and their rows), inside `tick_ms`.
+    queries_ms: f64,
+    tick_ms: f64,
+    alerts: usize,
+}
+
+/// Median over 3 ticks (after one warm-up) of a whole evaluation: snapshot, every shipped
+/// indicator and rule, and the `/metrics` series.
+async fn bench_eval(book: &pipeline::RuleBook, state: &State) -> EvalFigures {
+    let mut engine = AlertEngine::new(&book.rules);
     let mut snap_ms = Vec::new();
-    let mut eval_ms = Vec::new();
-    for _ in 0..3 {
+    let mut tick_ms = Vec::new();
+    let mut queries_ms = Vec::new();
+    let mut alerts = 0;
+    for round in 0..4 {
         let t = Instant::now();
         let tables = state.snapshot();
-        snap_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        let s = t.elapsed().as_secs_f64() * 1000.0;
         let t = Instant::now();
-        for r in indicators.evaluate(&tables).await {
-            if let Err(e) = r {
-                eprintln!("indicator failed: {e}");
-            }
+        let out = tick(book, &mut engine, &tables, 10_000).await;
+        let e = t.elapsed().as_secs_f64() * 1000.0;
+        for err in &out.errors {
+            eprintln!("evaluation error: {err}");
         }
-        eval_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        alerts = out
+            .alerts
+            .iter()
+            .filter(|a| a.state != AlertState::Resolved)
+            .count();
+        let t = Instant::now();
+        drop(book.indicators.evaluate(&tables).await);
+        let q = t.elapsed().as_secs_f64() * 1000.0;
+        if round > 0 {
+            snap_ms.push(s);
+            tick_ms.push(e);
+            queries_ms.push(q);
+        }
     }
-    (median(snap_ms), median(eval_ms))
+    EvalFigures {
+        snapshot_ms: median(snap_ms),
+        queries_ms: median(queries_ms),
+        tick_ms: median(tick_ms),
+        alerts,
+    }
 }
 
 struct Broker(Child, #[allow(dead_code)] tempfile::TempDir);
@@ -200,7 +360,8 @@ impl Drop for Broker {
     }
 }
 
-fn start_tansu() -> Option<(Broker, String)> {
+/// tansu on a free port with `storage` (`memory://tansu/` or `sqlite://tansu.db`).
+fn start_tansu(storage: &str) -> Option<(Broker, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .ok()?
         .local_addr()
@@ -216,7 +377,7 @@ fn start_tansu() -> Option<(Broker, String)> {
             "--advertised-listener-url",
             &url,
         ])
-        .args(["--storage-engine", "sqlite://tansu.db"])
+        .args(["--storage-engine", storage])
         .current_dir(dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -233,34 +394,124 @@ fn start_tansu() -> Option<(Broker, String)> {
     Some((broker, format!("127.0.0.1:{port}")))
 }
 
-async fn bench_end_to_end(days: i64) -> Option<(usize, f64, f64)> {
-    let (_broker, brokers) = start_tansu()?;
+fn broker_config(brokers: &str, step: Duration, checkpoints: &Path) -> Config {
     let mut config = Config::default();
-    config.kafka.brokers = Some(brokers.clone());
+    config.kafka.brokers = Some(brokers.to_string());
     config.kafka.partitions = 2;
-    config.http.listen = "127.0.0.1:0".parse().ok()?;
+    config.http.listen = "127.0.0.1:0".parse().expect("valid address");
     config.evaluation.rules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules");
-    config.evaluation.step = Duration::from_secs(3600);
+    config.evaluation.step = step;
+    config.checkpoint.dir = checkpoints.to_path_buf();
+    config
+}
+
+fn bench_producer(brokers: &str) -> Option<ThreadedProducer<DefaultProducerContext>> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("broker.address.family", "v4")
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+        .ok()
+}
+
+/// Send one payload, waiting while the producer's queue is full.
+fn send(p: &ThreadedProducer<DefaultProducerContext>, topic: &str, partition: i32, payload: &[u8]) {
+    let mut record = BaseRecord::<(), [u8]>::to(topic)
+        .payload(payload)
+        .partition(partition);
+    loop {
+        match p.send(record) {
+            Ok(()) => return,
+            Err((_, r)) => {
+                record = r;
+                p.poll(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+/// Applied + rejected events so far (what ingest has finished with).
+fn done_count(running: &pipeline::Running) -> u64 {
+    let applied = running
+        .shared
+        .state
+        .read()
+        .map(|s| s.records_applied + s.duplicates)
+        .unwrap_or(0);
+    let rejected: u64 = RejectReason::ALL
+        .iter()
+        .map(|r| {
+            running
+                .shared
+                .metrics
+                .rejected
+                .with_label_values(&[r.as_str()])
+                .get()
+        })
+        .sum();
+    applied + rejected
+}
+
+struct E2e {
+    events: usize,
+    chainwatch: f64,
+    bare: f64,
+}
+
+/// A scaled simulator history (a realistic mix of all kinds) produced to tansu, then drained
+/// by a bare consumer and by chainwatch, one after the other, in the same run.
+async fn bench_end_to_end(suppliers: usize, days: i64) -> Option<E2e> {
+    let (_broker, brokers) = start_tansu("memory://tansu/")?;
+    let cp = tempfile::tempdir().ok()?;
+    let config = broker_config(&brokers, Duration::from_secs(86_400), cp.path());
     chainwatch::ingest::kafka::ensure_topics(&config.kafka, &brokers)
         .await
         .ok()?;
-    let producer = chainwatch::ingest::kafka::producer_config(&config.kafka, &brokers)
-        .set("linger.ms", "20")
-        .set("batch.num.messages", "10000")
-        .create()
-        .ok()?;
-    let feeder = Feeder {
-        producer,
-        topics: config.kafka.topics.clone(),
-    };
-    let mut sim = Simulator::new(SimConfig::default());
+    let producer = bench_producer(&brokers)?;
+    let mut sim = Simulator::new(SimConfig {
+        tier1_suppliers: suppliers,
+        tier2_suppliers: suppliers / 2,
+        ..SimConfig::default()
+    });
     let until = sim.now() + chrono::Duration::days(days);
-    let n = feeder.history(&mut sim, until).await.ok()?;
+    let events = sim.run_until(until);
+    let last = events
+        .iter()
+        .map(|e| e.event_time.timestamp_millis())
+        .max()?;
+    let topics = config.kafka.topics.clone();
+    let mut n = 0usize;
+    for (i, e) in events.iter().enumerate() {
+        send(
+            &producer,
+            topics.for_source(e.source),
+            (i % 2) as i32,
+            &e.payload,
+        );
+        n += 1;
+    }
+    // Close the last evaluation step on every partition: event time moves only with events.
+    let beyond = last + 2 * DAY_MS;
+    for topic in topics.all() {
+        for partition in 0..2 {
+            let hb = format!(
+                r#"{{"event_id":"hb-{topic}-{partition}","kind":"heartbeat","event_time":"{}","source":"bench"}}"#,
+                iso(beyond)
+            );
+            send(&producer, topic, partition, hb.as_bytes());
+            n += 1;
+        }
+    }
+    producer.flush(Duration::from_secs(60)).ok()?;
+    drop(events);
+    eprintln!("  (produced {n} events)");
 
     // Bare consumer: no decoding, just drain every message of the three topics.
-    let topics = config.kafka.topics.clone();
     let bare_brokers = brokers.clone();
-    let bare_rate = tokio::task::spawn_blocking(move || {
+    let bare_topics = topics.all().map(str::to_string);
+    let bare = tokio::task::spawn_blocking(move || {
         let c: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &bare_brokers)
             .set("broker.address.family", "v4")
@@ -270,7 +521,8 @@ async fn bench_end_to_end(days: i64) -> Option<(usize, f64, f64)> {
             .set("fetch.wait.max.ms", "10")
             .create()
             .ok()?;
-        c.subscribe(&topics.all()).ok()?;
+        let refs: Vec<&str> = bare_topics.iter().map(String::as_str).collect();
+        c.subscribe(&refs).ok()?;
         let mut got = 0usize;
         let mut start = None;
         let deadline = Instant::now() + Duration::from_secs(600);
@@ -280,120 +532,539 @@ async fn bench_end_to_end(days: i64) -> Option<(usize, f64, f64)> {
                 got += 1;
             }
         }
+        if got < n {
+            eprintln!("  (bare consumer read {got} of {n})");
+        }
         Some(got as f64 / start?.elapsed().as_secs_f64())
     })
     .await
     .ok()??;
+    eprintln!("  (bare consumer done)");
 
+    // The heartbeats' own step stays open: done when every other event is applied.
+    let target = n - 6;
     let running = pipeline::start(config).await.ok()?;
-    let deadline = Instant::now() + Duration::from_secs(600);
+    let deadline = Instant::now() + Duration::from_secs(900);
     let mut first: Option<Instant> = None;
     loop {
-        let applied = running
-            .shared
-            .state
-            .read()
-            .map(|s| s.records_applied + s.duplicates)
-            .unwrap_or(0);
-        let rejected: u64 = RejectReason::ALL
-            .iter()
-            .map(|r| {
-                running
-                    .shared
-                    .metrics
-                    .rejected
-                    .with_label_values(&[r.as_str()])
-                    .get()
-            })
-            .sum();
-        let done = applied + rejected;
+        let done = done_count(&running);
         if done > 0 {
             first.get_or_insert_with(Instant::now);
         }
-        if done as usize >= n || Instant::now() > deadline {
+        if done as usize >= target || Instant::now() > deadline {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let e2e_rate = n as f64 / first?.elapsed().as_secs_f64().max(1e-9);
+    let chainwatch = target as f64 / first?.elapsed().as_secs_f64().max(1e-9);
     running.shutdown().await;
-    Some((n, e2e_rate, bare_rate))
+    Some(E2e {
+        events: n,
+        chainwatch,
+        bare,
+    })
+}
+
+struct Latency {
+    rate: f64,
+    probes: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+    lag_end: u64,
+}
+
+/// The rules with `PartCoverageGap` firing at once (its `for: 6h` would hold a probe 6 h of
+/// event time): the probe alert is that rule's.
+fn latency_rules(dir: &Path) -> std::io::Result<PathBuf> {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let dst = dir.join("rules");
+    std::fs::create_dir_all(dst.join("indicators"))?;
+    for entry in std::fs::read_dir(src.join("indicators"))? {
+        let p = entry?.path();
+        if let Some(name) = p.file_name() {
+            std::fs::copy(&p, dst.join("indicators").join(name))?;
+        }
+    }
+    for entry in std::fs::read_dir(&src)? {
+        let p = entry?.path();
+        if p.extension().is_some_and(|e| e == "yaml") {
+            let mut text = std::fs::read_to_string(&p)?;
+            if p.file_name().is_some_and(|n| n == "inventory.yaml") {
+                let patched = text.replacen("for: 6h", "for: 0s", 1);
+                if patched == text {
+                    return Err(std::io::Error::other(
+                        "rules/inventory.yaml: PartCoverageGap no longer has `for: 6h`",
+                    ));
+                }
+                text = patched;
+            }
+            std::fs::write(dst.join(p.file_name().unwrap_or_default()), text)?;
+        }
+    }
+    Ok(dst)
+}
+
+/// Background events at `rate`/s with event time = now (ERP lines and receipts, WMS
+/// positions, logistics milestones), and every 100 ms a probe: a stock position of 0 for a part
+/// whose next inbound is 10 days out, which `PartCoverageGap` turns into a critical alert.
+/// Latency: from producing the probe to its alert in the evaluation `/metrics` renders.
+async fn bench_latency(rate: usize, seconds: u64) -> Option<Latency> {
+    let (_broker, brokers) = start_tansu("memory://tansu/")?;
+    let dir = tempfile::tempdir().ok()?;
+    let mut config = broker_config(&brokers, Duration::from_secs(1), dir.path());
+    config.evaluation.rules = latency_rules(dir.path()).ok()?;
+    config.allowed_lateness = Duration::ZERO;
+    config.batch.linger = Duration::from_millis(20);
+    chainwatch::ingest::kafka::ensure_topics(&config.kafka, &brokers)
+        .await
+        .ok()?;
+    let topics = config.kafka.topics.clone();
+    let producer = Arc::new(bench_producer(&brokers)?);
+    let probes = (seconds * 10) as usize;
+    let now_ms = || chrono::Utc::now().timestamp_millis();
+    // Open lines for the probe parts, due in 10 days.
+    let t = now_ms();
+    for k in 0..probes {
+        let line = format!(
+            r#"{{"event_id":"probe-line-{k}","kind":"po_line_created","event_time":"{}","source":"bench","po":"PROBE-{k}","line":1,"supplier":"S-PROBE","part":"PROBE-{k}","site":"LAT","quantity":100,"unit_price":1,"order_date":"{}","promised_date":"{}"}}"#,
+            iso(t),
+            date(t),
+            date(t + 10 * DAY_MS)
+        );
+        send(&producer, &topics.erp, (k % 2) as i32, line.as_bytes());
+    }
+    producer.flush(Duration::from_secs(30)).ok()?;
+    let running = pipeline::start(config).await.ok()?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent_at: Arc<std::sync::Mutex<Vec<Option<Instant>>>> =
+        Arc::new(std::sync::Mutex::new(vec![None; probes]));
+    let load = {
+        let producer = producer.clone();
+        let stop = stop.clone();
+        let sent_at = sent_at.clone();
+        let topics = topics.clone();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut sent = 0usize;
+            let mut next_probe = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let elapsed = start.elapsed();
+                let due = (elapsed.as_secs_f64() * rate as f64) as usize;
+                let t = iso(chrono::Utc::now().timestamp_millis());
+                while sent < due {
+                    let i = sent;
+                    let (topic, payload) = match i % 4 {
+                        0 => (
+                            &topics.erp,
+                            format!(
+                                r#"{{"event_id":"b{i}","kind":"po_line_created","event_time":"{t}","source":"bench","po":"B-{}","line":{},"supplier":"S{}","part":"P{}","site":"D{}","quantity":100,"unit_price":2,"order_date":"2026-01-01","promised_date":"2099-01-01"}}"#,
+                                i / 40,
+                                i % 40,
+                                i % 10_000,
+                                i % 5_000,
+                                i % 3
+                            ),
+                        ),
+                        1 => (
+                            &topics.erp,
+                            format!(
+                                r#"{{"event_id":"b{i}","kind":"goods_receipt","event_time":"{t}","source":"bench","po":"B-{}","line":{},"supplier":"S{}","quantity":100,"received_at":"{t}"}}"#,
+                                (i - 1) / 40,
+                                (i - 1) % 40,
+                                (i - 1) % 10_000
+                            ),
+                        ),
+                        2 => (
+                            &topics.wms,
+                            format!(
+                                r#"{{"event_id":"b{i}","kind":"inventory_position","event_time":"{t}","source":"bench","site":"D{}","part":"P{}","on_hand":1000,"daily_demand":10}}"#,
+                                i % 3,
+                                i % 5_000
+                            ),
+                        ),
+                        _ => (
+                            &topics.logistics,
+                            format!(
+                                r#"{{"event_id":"b{i}","kind":"heartbeat","event_time":"{t}","source":"bench-carrier"}}"#
+                            ),
+                        ),
+                    };
+                    send(&producer, topic, (i % 2) as i32, payload.as_bytes());
+                    sent += 1;
+                }
+                if next_probe < probes
+                    && elapsed >= Duration::from_millis(100 * next_probe as u64 + 2000)
+                {
+                    let k = next_probe;
+                    let probe = format!(
+                        r#"{{"event_id":"probe-{k}","kind":"inventory_position","event_time":"{t}","source":"bench","site":"LAT","part":"PROBE-{k}","on_hand":0,"daily_demand":10}}"#
+                    );
+                    if let Ok(mut s) = sent_at.lock() {
+                        s[k] = Some(Instant::now());
+                    }
+                    send(&producer, &topics.wms, (k % 2) as i32, probe.as_bytes());
+                    next_probe += 1;
+                }
+                producer.poll(Duration::ZERO);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            sent as f64 / start.elapsed().as_secs_f64()
+        })
+    };
+
+    // Watch the published evaluation (what /metrics renders) for each probe's alert.
+    let mut seen_at: Vec<Option<Instant>> = vec![None; probes];
+    let deadline = Instant::now() + Duration::from_secs(seconds + 30);
+    while Instant::now() < deadline && seen_at.iter().any(Option::is_none) {
+        let evaluation = running.shared.evaluation.read().ok().map(|e| e.clone());
+        if let Some(e) = evaluation {
+            let now = Instant::now();
+            for a in &e.alerts {
+                if a.rule == "PartCoverageGap" && a.state == AlertState::Firing {
+                    if let Some(k) = a
+                        .labels
+                        .get("part")
+                        .and_then(|p| p.strip_prefix("PROBE-"))
+                        .and_then(|k| k.parse::<usize>().ok())
+                    {
+                        if k < probes && seen_at[k].is_none() {
+                            seen_at[k] = Some(now);
+                        }
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // One look through HTTP: the probe alerts are on /metrics, not only in memory.
+    let metrics = reqwest::get(format!("http://{}/metrics", running.http_addr))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    if !metrics.contains("part=\"PROBE-0\"") {
+        eprintln!("latency: the probe alert is not on /metrics");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let achieved = load.join().ok()?;
+    let lag_end = running
+        .shared
+        .partitions
+        .read()
+        .map(|p| p.iter().map(|s| s.lag.max(0)).sum::<i64>() as u64)
+        .unwrap_or(0);
+    running.shutdown().await;
+    let sent = sent_at.lock().ok()?.clone();
+    let mut lat: Vec<f64> = sent
+        .iter()
+        .zip(&seen_at)
+        .filter_map(|(s, r)| Some(r.as_ref()?.duration_since(*s.as_ref()?).as_secs_f64() * 1000.0))
+        .collect();
+    if lat.is_empty() {
+        return None;
+    }
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let pct = |q: f64| lat[((lat.len() as f64 * q).ceil() as usize).clamp(1, lat.len()) - 1];
+    Some(Latency {
+        rate: achieved,
+        probes: lat.len(),
+        p50_ms: pct(0.5),
+        p99_ms: pct(0.99),
+        max_ms: lat[lat.len() - 1],
+        lag_end,
+    })
+}
+
+/// Soak: the scaled simulator's history produced at a steady `rate` for `minutes` while
+/// chainwatch consumes it; every 30 s the process's resident memory and the state's sizes.
+/// Event time runs ~1 simulated day per second, so the 90-day window is passed early and the
+/// state must level off there.
+async fn bench_soak(suppliers: usize, rate: usize, minutes: u64) -> Option<()> {
+    let (_broker, brokers) = start_tansu("memory://tansu/")?;
+    let cp = tempfile::tempdir().ok()?;
+    let config = broker_config(&brokers, Duration::from_secs(86_400), cp.path());
+    chainwatch::ingest::kafka::ensure_topics(&config.kafka, &brokers)
+        .await
+        .ok()?;
+    let topics = config.kafka.topics.clone();
+    let running = pipeline::start(config).await.ok()?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let produced = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let producer = bench_producer(&brokers)?;
+    let feeder = {
+        let stop = stop.clone();
+        let produced = produced.clone();
+        std::thread::spawn(move || {
+            let mut sim = Simulator::new(SimConfig {
+                tier1_suppliers: suppliers,
+                tier2_suppliers: suppliers / 2,
+                ..SimConfig::default()
+            });
+            let start = Instant::now();
+            let mut sent = 0usize;
+            while !stop.load(Ordering::Relaxed) {
+                let until = sim.now() + chrono::Duration::hours(6);
+                for e in sim.run_until(until) {
+                    while sent as f64 > start.elapsed().as_secs_f64() * rate as f64 {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    send(
+                        &producer,
+                        topics.for_source(e.source),
+                        (sent % 2) as i32,
+                        &e.payload,
+                    );
+                    sent += 1;
+                    produced.store(sent as u64, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    println!(
+        "  {:>5} {:>10} {:>10} {:>8} {:>9} {:>10} {:>10} {:>9} {:>9}",
+        "t (s)",
+        "produced",
+        "applied",
+        "RSS MiB",
+        "buffered",
+        "open lines",
+        "shipments",
+        "positions",
+        "window"
+    );
+    let started = Instant::now();
+    let mut rss = Vec::new();
+    let total = Duration::from_secs(minutes * 60);
+    while started.elapsed() < total {
+        tokio::time::sleep(Duration::from_secs(30).min(total - started.elapsed())).await;
+        let s = running.shared.state.read().ok()?.clone();
+        let r = rss_bytes().unwrap_or(0) >> 20;
+        rss.push(r);
+        println!(
+            "  {:>5.0} {:>10} {:>10} {:>8} {:>9} {:>10} {:>10} {:>9} {:>9}",
+            started.elapsed().as_secs_f64(),
+            produced.load(Ordering::Relaxed),
+            s.records_applied,
+            r,
+            s.buffered_events,
+            s.open_po_lines,
+            s.in_flight_shipments,
+            s.inventory_positions,
+            s.window_records
+        );
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = feeder.join();
+    running.shutdown().await;
+    let third = rss.get(rss.len() / 3).copied().unwrap_or(0);
+    let last = rss.last().copied().unwrap_or(0);
+    println!(
+        "  resident memory from a third of the run to the end: {third} -> {last} MiB ({:+.1}%)   target flat (within 10%): {}",
+        (last as f64 / third.max(1) as f64 - 1.0) * 100.0,
+        mark(last as f64 <= third as f64 * 1.1)
+    );
+    Some(())
 }
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
     let no_broker = args.iter().any(|a| a == "--no-broker");
+    let only: Option<Vec<String>> = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--only="))
+        .map(|s| s.split(',').map(str::to_string).collect());
+    let run = |section: &str| {
+        only.as_ref().is_none_or(|o| o.iter().any(|s| s == section))
+            && !(no_broker && matches!(section, "e2e" | "latency" | "soak"))
+            // The soak takes 10 minutes: only when asked for (`make soak`).
+            && (section != "soak" || only.is_some())
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     println!(
-        "chainwatch benchmarks ({} cores, release build)\n",
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        "chainwatch benchmarks ({} cores, release build{})\n",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        if quick { ", --quick sizes" } else { "" }
     );
 
-    let payloads = sim_payloads(if quick { 10 } else { 60 });
-    let bytes: usize = payloads.iter().map(Vec::len).sum();
-    println!(
-        "input: {} simulated events, {:.0} bytes/event on average",
-        payloads.len(),
-        bytes as f64 / payloads.len() as f64
-    );
-    let (arrow, serde) = bench_decode(&payloads);
-    println!(
-        "decode JSON->Arrow (1 core):       {:>12.0} rows/s   serde_json::Value: {:>10.0} rows/s   ratio {:.2}   (target >= 2,000,000 rows/s)",
-        arrow, serde, arrow / serde
-    );
-    let apply = bench_apply(&payloads);
-    println!(
-        "decode + apply (1 core, in memory): {:>11.0} events/s (target >= 1,000,000 on 2 cores)",
-        apply
-    );
-
-    let rules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules/indicators");
-    let indicators = rt
-        .block_on(Indicators::load_dir(&rules))
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let sizes: &[usize] = if quick {
-        &[10_000, 100_000]
-    } else {
-        &[10_000, 100_000, 1_000_000]
-    };
-    println!(
-        "\nevaluation of {} indicators (median of 3; target <= 100 ms at 1M lines)",
-        indicators.defs().len()
-    );
-    for &n in sizes {
-        for factor in [1, 10] {
-            let t = Instant::now();
-            let state = synthetic_state(n, factor);
-            let build = t.elapsed().as_secs_f64();
-            let (snap, eval) = rt.block_on(bench_eval(&indicators, &state));
+    if run("decode") || run("apply") {
+        let payloads = sim_payloads(if quick { 10 } else { 60 });
+        let bytes: usize = payloads.iter().map(Vec::len).sum();
+        println!(
+            "input: {} simulated events, {:.0} bytes/event on average",
+            payloads.len(),
+            bytes as f64 / payloads.len() as f64
+        );
+        if run("decode") {
+            let (arrow, serde) = bench_decode(&payloads);
             println!(
-                "  {:>9} open lines, {:>7} shipments, {:>6} positions, {:>8} window records: snapshot {:>8.1} ms, queries {:>8.1} ms, total {:>8.1} ms  (state built in {:.1} s)",
-                state.open_lines(),
-                state.in_flight_shipments(),
-                state.positions(),
-                state.window_records(),
-                snap,
-                eval,
-                snap + eval,
-                build
+                "decode JSON->Arrow (1 core):         {:>10.0} rows/s   serde_json::Value {:>10.0} rows/s   ratio {:.2}   target >= 2,000,000: {}",
+                arrow,
+                serde,
+                arrow / serde,
+                mark(arrow >= 2e6)
+            );
+        }
+        if run("apply") {
+            let one = bench_apply(&payloads);
+            let two = bench_apply_pipelined(&payloads);
+            println!(
+                "decode + apply (1 thread, in memory): {:>9.0} events/s",
+                one
+            );
+            println!(
+                "decode + apply (2 threads, pipelined): {:>8.0} events/s   target >= 1,000,000 on 2 cores: {}",
+                two,
+                mark(two >= 1e6)
             );
         }
     }
 
-    if no_broker {
-        return Ok(());
+    let sizes: &[usize] = if quick {
+        &[1_000, 10_000, 100_000]
+    } else {
+        &[10_000, 100_000, 1_000_000]
+    };
+    if run("eval") {
+        let rules = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let book = rt
+            .block_on(load_rulebook(&rules))
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        println!(
+            "\nevaluation tick: snapshot + {} indicators + {} rules + /metrics series (median of 3 after a warm-up)",
+            book.indicators.defs().len(),
+            book.rules.rules().count()
+        );
+        let mut at_top: BTreeMap<usize, f64> = BTreeMap::new();
+        for &n in sizes {
+            for history in [1, 10] {
+                let z = Sizes::scaled(n, history);
+                let t = Instant::now();
+                let state = synthetic_state(z);
+                let build = t.elapsed().as_secs_f64();
+                let f = rt.block_on(bench_eval(&book, &state));
+                let total = f.snapshot_ms + f.tick_ms;
+                if n == *sizes.last().unwrap_or(&0) {
+                    at_top.insert(history, total);
+                }
+                println!(
+                    "  {:>9} open lines, {:>7} shipments, {:>6} positions, {:>8} window records: snapshot {:>7.1} ms, rules {:>7.1} ms (queries {:>7.1}), total {:>7.1} ms, {:>4} alerts, RSS {:>5} MiB (state built in {:.1} s)",
+                    state.open_lines(),
+                    state.in_flight_shipments(),
+                    state.positions(),
+                    state.window_records(),
+                    f.snapshot_ms,
+                    f.tick_ms,
+                    f.queries_ms,
+                    total,
+                    f.alerts,
+                    rss_bytes().unwrap_or(0) >> 20,
+                    build
+                );
+            }
+        }
+        if let (Some(&one), Some(&ten)) = (at_top.get(&1), at_top.get(&10)) {
+            println!(
+                "  at {} lines: {:.1} ms per tick, target <= 100 ms: {};   10x history / 1x: {:.2}, target <= 1.2: {}",
+                sizes.last().unwrap_or(&0),
+                one,
+                mark(one <= 100.0),
+                ten / one,
+                mark(ten / one <= 1.2)
+            );
+        }
     }
-    println!("\nend to end from tansu (sqlite storage, 2 partitions per topic, broker on the same 2 cores)");
-    match rt.block_on(bench_end_to_end(if quick { 10 } else { 60 })) {
-        Some((n, e2e, bare)) => println!(
-            "  {n} events: chainwatch {e2e:>10.0} events/s   bare rdkafka consumer {bare:>10.0} msgs/s   ratio {:.2}   (target >= 0.5)",
-            e2e / bare
-        ),
-        None => println!("  skipped: tansu not on PATH or the broker did not start (make deps)"),
+
+    if run("memory") {
+        let n = *sizes.last().unwrap_or(&100_000);
+        let (lines_state, line_bytes) = state_bytes(Sizes {
+            lines: n,
+            shipments: 0,
+            positions: 0,
+            completed: 0,
+        });
+        drop(lines_state);
+        let (ship_state, ship_bytes) = state_bytes(Sizes {
+            lines: 0,
+            shipments: n / 10,
+            positions: 0,
+            completed: 0,
+        });
+        drop(ship_state);
+        let per_line = line_bytes / n as f64;
+        println!(
+            "\nmemory in state (heap bytes counted by the allocator, de-duplication ids included)"
+        );
+        println!(
+            "  per open PO line: {:>6.0} B ({} lines)   target <= 300 B: {}",
+            per_line,
+            n,
+            mark(per_line <= 300.0)
+        );
+        println!(
+            "  per shipment:     {:>6.0} B ({} shipments)",
+            ship_bytes / (n / 10) as f64,
+            n / 10
+        );
+    }
+
+    if run("e2e") {
+        let (suppliers, days) = if quick { (240, 10) } else { (2_400, 14) };
+        println!(
+            "\nend to end from tansu (memory storage, 2 partitions per topic, broker on the same 2 cores)"
+        );
+        match rt.block_on(bench_end_to_end(suppliers, days)) {
+            Some(e) => println!(
+                "  {} events ({suppliers} tier-1 suppliers, {days} days): chainwatch {:>9.0} events/s   bare rdkafka consumer {:>9.0} msgs/s   ratio {:.2}   target >= 500,000/s: {}, ratio >= 0.5: {}",
+                e.events,
+                e.chainwatch,
+                e.bare,
+                e.chainwatch / e.bare,
+                mark(e.chainwatch >= 5e5),
+                mark(e.chainwatch / e.bare >= 0.5)
+            ),
+            None => println!("  skipped: tansu not on PATH or the broker did not start (make deps)"),
+        }
+    }
+
+    if run("latency") {
+        let (rate, seconds) = if quick { (20_000, 10) } else { (100_000, 30) };
+        println!(
+            "\nevent-to-alert latency through tansu at a sustained rate (step 1 s, allowed lateness 0, batch linger 20 ms)"
+        );
+        match rt.block_on(bench_latency(rate, seconds)) {
+            Some(l) => println!(
+                "  {:.0} events/s for {seconds} s, {} probes: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms, lag at the end {}   target p99 <= 1 s at 100,000/s: {}",
+                l.rate,
+                l.probes,
+                l.p50_ms,
+                l.p99_ms,
+                l.max_ms,
+                l.lag_end,
+                mark(l.p99_ms <= 1000.0 && l.rate >= 95_000.0)
+            ),
+            None => println!("  skipped: tansu not on PATH, the broker did not start or no probe alert fired"),
+        }
+    }
+
+    if run("soak") {
+        let (suppliers, rate, minutes) = if quick {
+            (240, 20_000, 2)
+        } else {
+            (2_400, 50_000, 10)
+        };
+        println!(
+            "\nsoak: {minutes} min at {rate} events/s through tansu ({suppliers} tier-1 suppliers, step 1 d of event time)"
+        );
+        if rt.block_on(bench_soak(suppliers, rate, minutes)).is_none() {
+            println!("  skipped: tansu not on PATH or the broker did not start (make deps)");
+        }
     }
     Ok(())
 }

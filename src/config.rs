@@ -175,6 +175,7 @@ impl Default for RawBatch {
 struct RawEventTime {
     allowed_lateness: String,
     idle_timeout: String,
+    max_drift: String,
 }
 
 impl Default for RawEventTime {
@@ -182,6 +183,7 @@ impl Default for RawEventTime {
         RawEventTime {
             allowed_lateness: "1h".into(),
             idle_timeout: "5s".into(),
+            max_drift: "1d".into(),
         }
     }
 }
@@ -318,6 +320,9 @@ pub struct Config {
     /// A caught-up partition that delivered nothing for this long (wall clock) stops holding
     /// the watermark back.
     pub idle_timeout: Duration,
+    /// A partition whose event time runs more than this ahead of the slowest one is paused
+    /// until the others catch up (watermark alignment): bounds the event buffer in replays.
+    pub max_drift: Duration,
     pub retention: Retention,
     pub evaluation: EvaluationConfig,
     pub http: HttpConfig,
@@ -594,6 +599,7 @@ impl Config {
             &raw.event_time.allowed_lateness,
         );
         let idle_timeout = duration("event_time.idle_timeout", &raw.event_time.idle_timeout);
+        let max_drift = duration("event_time.max_drift", &raw.event_time.max_drift);
         let window = duration("state.window", &raw.state.window);
         let dedup = duration("state.dedup_retention", &raw.state.dedup_retention);
         let step = duration("evaluation.step", &raw.evaluation.step);
@@ -810,6 +816,7 @@ impl Config {
             },
             allowed_lateness: lateness,
             idle_timeout,
+            max_drift,
             retention: Retention {
                 window_ms: window.as_millis() as i64,
                 dedup_ms: dedup.as_millis() as i64,

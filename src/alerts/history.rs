@@ -26,6 +26,25 @@ pub enum Change {
     Cancelled,
 }
 
+impl Change {
+    pub const ALL: [Change; 4] = [
+        Change::Pending,
+        Change::Firing,
+        Change::Resolved,
+        Change::Cancelled,
+    ];
+
+    /// The lowercase name, as serialized: the `change` label and the history API's filter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Pending => "pending",
+            Change::Firing => "firing",
+            Change::Resolved => "resolved",
+            Change::Cancelled => "cancelled",
+        }
+    }
+}
+
 /// One change of one alert, as seen at an evaluation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transition {
@@ -264,6 +283,21 @@ pub mod ser {
                 Some(s) => super::parse(&s).map(Some),
                 None => Ok(None),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Change;
+
+    #[test]
+    fn change_names_are_the_serialized_names() {
+        for c in Change::ALL {
+            assert_eq!(
+                serde_json::to_value(c).expect("serializes"),
+                serde_json::Value::from(c.as_str())
+            );
         }
     }
 }

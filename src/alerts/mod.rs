@@ -35,14 +35,15 @@ use crate::rules::{AlertRule, Baseline, BaselineMethod, Op, RuleSet, Thresholds}
 pub const RESOLVED_RETENTION_MS: i64 = 15 * 60 * 1000;
 
 /// One indicator row as seen by a rule.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Sample {
+/// Borrows the indicator row: every rule of an indicator reads the same rows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample<'a> {
     /// The indicator's key columns (supplier, site, part, lane ...); they become alert labels.
-    pub labels: BTreeMap<String, String>,
+    pub labels: &'a BTreeMap<String, String>,
     /// The rule's value column; `None` (SQL NULL) never meets a threshold.
     pub value: Option<f64>,
     /// Every column of the row, for annotation templates (`row.open_late_lines`).
-    pub row: BTreeMap<String, serde_json::Value>,
+    pub row: &'a BTreeMap<String, serde_json::Value>,
 }
 
 /// Alert severity, the `severity` label.
@@ -392,7 +393,7 @@ impl AlertEngine {
     pub fn evaluate(
         &mut self,
         rule: &str,
-        samples: &[Sample],
+        samples: &[Sample<'_>],
         now_ms: i64,
     ) -> Result<(), AlertError> {
         let AlertEngine {
@@ -407,14 +408,44 @@ impl AlertEngine {
                 rule: rule.to_string(),
             });
         };
-        let mut by_identity: BTreeMap<Identity, Vec<&Sample>> = BTreeMap::new();
-        for sample in samples.iter().filter(|s| rule.selects(&s.labels)) {
-            by_identity
-                .entry(identity(rule, &sample.labels))
-                .or_default()
-                .push(sample);
-        }
         let alerts = active.entry(rule.name.clone()).or_default();
+        // Building an identity (a label map) for every row is most of the cost on a large
+        // state, and most rows neither meet a threshold nor have an alert. Such a row changes
+        // nothing, so it is skipped, unless its labels hash like another row's (it may be a
+        // duplicate label set, reported below) or like an active alert's, or the rule keeps a
+        // baseline history of every row.
+        let selected: Vec<(&Sample<'_>, u64)> = samples
+            .iter()
+            .filter(|s| rule.selects(s.labels))
+            .map(|s| (s, identity_hash(rule, s.labels)))
+            .collect();
+        let mut counts: std::collections::HashMap<u64, u32> =
+            std::collections::HashMap::with_capacity(selected.len());
+        for (_, h) in &selected {
+            *counts.entry(*h).or_default() += 1;
+        }
+        let alerted: std::collections::HashSet<u64> = alerts
+            .values()
+            .map(|e| identity_hash(rule, &e.alert.labels))
+            .collect();
+        let mut by_identity: BTreeMap<Identity, Vec<&Sample<'_>>> = BTreeMap::new();
+        for (sample, h) in selected {
+            let needed = rule.baseline.is_some()
+                || counts.get(&h).is_some_and(|&n| n > 1)
+                || alerted.contains(&h)
+                || classify(
+                    rule.op,
+                    &rule.thresholds_for(sample.labels),
+                    sample.value.filter(|v| !v.is_nan()),
+                )
+                .is_some();
+            if needed {
+                by_identity
+                    .entry(identity(rule, sample.labels))
+                    .or_default()
+                    .push(sample);
+            }
+        }
         let mut duplicates = Vec::new();
         let mut handled: BTreeSet<Identity> = BTreeSet::new();
         let for_ms = millis(rule.for_);
@@ -424,7 +455,7 @@ impl AlertEngine {
                 handled.insert(id);
                 continue;
             };
-            let thresholds = rule.thresholds_for(&sample.labels);
+            let thresholds = rule.thresholds_for(sample.labels);
             let raw = sample.value.filter(|v| !v.is_nan());
             let (value, baseline) = match (&rule.baseline, raw) {
                 (None, _) => (raw, None),
@@ -475,9 +506,9 @@ impl AlertEngine {
                 alert.fired_at = Some(now_ms);
             }
             if let Some(net) = network.as_deref() {
-                alert.alternates = part_alternates(net, &sample.labels, &sample.row);
+                alert.alternates = part_alternates(net, sample.labels, sample.row);
             }
-            let ctx = context(rule, alert, &sample.row, &thresholds, baseline.as_ref());
+            let ctx = context(rule, alert, sample.row, &thresholds, baseline.as_ref());
             alert.annotations = templates.render(rule, &ctx);
             if !alert.alternates.is_empty() && !rule.annotations.contains_key("alternates") {
                 alert.annotations.insert(
@@ -576,6 +607,21 @@ fn identity(rule: &AlertRule, sample_labels: &BTreeMap<String, String>) -> Ident
     labels.insert("reason_code".to_string(), rule.reason_code.clone());
     labels.remove("severity");
     labels
+}
+
+/// A hash of the labels [`identity`] takes from a row: equal identities hash equally.
+fn identity_hash(rule: &AlertRule, labels: &BTreeMap<String, String>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for (k, v) in labels {
+        let fixed = matches!(k.as_str(), "alertname" | "reason_code" | "severity")
+            || rule.labels.contains_key(k);
+        if !fixed {
+            k.hash(&mut h);
+            v.hash(&mut h);
+        }
+    }
+    h.finish()
 }
 
 fn format_labels(labels: &BTreeMap<String, String>) -> String {
@@ -771,11 +817,18 @@ mod tests {
         AlertEngine::new(&set(vec![rule("Late", for_min, keep_min)]))
     }
 
-    fn sample(supplier: &str, value: Option<f64>) -> Sample {
+    fn sample(supplier: &str, value: Option<f64>) -> Sample<'static> {
+        // Leaked: a test's handful of rows outlive the engine that reads them.
         Sample {
-            labels: BTreeMap::from([("supplier".to_string(), supplier.to_string())]),
+            labels: Box::leak(Box::new(BTreeMap::from([(
+                "supplier".to_string(),
+                supplier.to_string(),
+            )]))),
             value,
-            row: BTreeMap::from([("open_late_lines".to_string(), serde_json::json!(7))]),
+            row: Box::leak(Box::new(BTreeMap::from([(
+                "open_late_lines".to_string(),
+                serde_json::json!(7),
+            )]))),
         }
     }
 
@@ -944,6 +997,32 @@ mod tests {
     }
 
     #[test]
+    fn rows_that_meet_no_threshold_are_skipped_but_still_checked() {
+        // Duplicates among rows that alert on nothing are still reported.
+        let mut e = engine(0, 0);
+        let quiet = [sample("S1", Some(0.99)), sample("S1", Some(0.98))];
+        let err = e.evaluate("Late", &quiet, 0).unwrap_err();
+        assert!(err.to_string().contains("supplier=\"S1\""), "{err}");
+        assert!(e.alerts().is_empty());
+        // A firing alert whose row is back between warning and clear keeps firing: the row is
+        // not skipped although it meets no threshold by itself.
+        let mut r = rule("Late", 0, 0);
+        r.clear = Some(0.95);
+        let mut e = AlertEngine::new(&set(vec![r]));
+        e.evaluate("Late", &[sample("S1", Some(0.8))], 0).unwrap();
+        e.evaluate(
+            "Late",
+            &[sample("S1", Some(0.92)), sample("S2", Some(0.99))],
+            MIN,
+        )
+        .unwrap();
+        assert_eq!(only(&e), Some((AlertState::Firing, Severity::Warning)));
+        e.evaluate("Late", &[sample("S1", Some(0.97))], 2 * MIN)
+            .unwrap();
+        assert_eq!(only(&e), Some((AlertState::Resolved, Severity::Warning)));
+    }
+
+    #[test]
     fn duplicate_label_sets_are_an_error_for_those_samples_only() {
         let mut e = engine(0, 0);
         eval(&mut e, Some(0.8), 0);
@@ -998,8 +1077,9 @@ mod tests {
         ]);
         let mut e = AlertEngine::new(&set(vec![r]));
         let mut s = sample("S1", Some(0.7312));
-        s.row
-            .insert("lead_days".to_string(), serde_json::json!(3.24));
+        let mut row = s.row.clone();
+        row.insert("lead_days".to_string(), serde_json::json!(3.24));
+        s.row = &row;
         e.evaluate("Late", &[s], 1_709_272_800_000).unwrap();
         let a = &e.alerts()[0];
         assert_eq!(

@@ -257,11 +257,7 @@ async fn alerts_history(
         .into_iter()
         .filter(|t| q.rule.as_ref().is_none_or(|r| *r == t.rule))
         .filter(|t| since.is_none_or(|s| t.at >= s))
-        .filter(|t| {
-            q.change
-                .as_deref()
-                .is_none_or(|c| serde_json::to_value(t.change).is_ok_and(|v| v == c))
-        })
+        .filter(|t| q.change.as_deref().is_none_or(|c| t.change.as_str() == c))
         .collect();
     let limit = q.limit.unwrap_or(1000);
     let dropped = matching.len().saturating_sub(limit);

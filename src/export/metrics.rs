@@ -108,6 +108,10 @@ pub const SELF_METRICS: &[(&str, &str)] = &[
         "1 when a partition is caught up and silent past the idle timeout (it no longer holds the watermark back).",
     ),
     (
+        "chainwatch_ingest_paused_partitions",
+        "Partitions paused because their event time ran more than [event_time] max_drift ahead of the slowest one (watermark alignment).",
+    ),
+    (
         "chainwatch_state_events_applied_total",
         "Events applied to state, by kind.",
     ),
@@ -249,6 +253,7 @@ pub struct Metrics {
     pub connected: IntGauge,
     pub partition_event_time: prometheus::GaugeVec,
     pub partition_idle: IntGaugeVec,
+    pub paused_partitions: IntGauge,
     pub applied: IntCounterVec,
     pub duplicates: IntCounter,
     pub orphans: IntCounter,
@@ -347,6 +352,9 @@ impl Metrics {
                 opts("chainwatch_ingest_partition_idle"),
                 &["topic", "partition"]
             )),
+            paused_partitions: reg!(IntGauge::with_opts(opts(
+                "chainwatch_ingest_paused_partitions"
+            ))),
             applied: reg!(IntCounterVec::new(
                 opts("chainwatch_state_events_applied_total"),
                 &["kind"]
@@ -476,8 +484,8 @@ impl Metrics {
             m.feed_reloads.with_label_values(&[r]);
             m.checkpoints.with_label_values(&[r]);
         }
-        for c in ["pending", "firing", "resolved", "cancelled"] {
-            m.alert_transitions.with_label_values(&[c]);
+        for c in crate::alerts::history::Change::ALL {
+            m.alert_transitions.with_label_values(&[c.as_str()]);
         }
         for r in ["applied", "refused"] {
             m.network_records.with_label_values(&[r]);
@@ -593,11 +601,22 @@ fn kept_rows<'a>(
     if r.rows.len() <= max_rows {
         return r.rows.iter().collect();
     }
-    let alerted = |row: &IndicatorRow| {
-        alerts.iter().any(|a| {
-            a.state != AlertState::Resolved
-                && row.labels.iter().all(|(k, v)| a.labels.get(k) == Some(v))
+    // A row is alerted when an active alert carries all its labels. Every row of an indicator
+    // has the same label columns: project each alert onto them once (a lookup per row, not a
+    // scan of every alert).
+    let keys: Vec<&String> = r.rows[0].labels.keys().collect();
+    let projected: std::collections::HashSet<Vec<&str>> = alerts
+        .iter()
+        .filter(|a| a.state != AlertState::Resolved)
+        .filter_map(|a| {
+            keys.iter()
+                .map(|k| a.labels.get(*k).map(String::as_str))
+                .collect::<Option<Vec<&str>>>()
         })
+        .collect();
+    let alerted = |row: &IndicatorRow| {
+        let values: Vec<&str> = row.labels.values().map(String::as_str).collect();
+        row.labels.len() == keys.len() && projected.contains(&values)
     };
     let mut rows: Vec<(bool, &IndicatorRow)> =
         r.rows.iter().map(|row| (!alerted(row), row)).collect();

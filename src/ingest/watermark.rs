@@ -137,6 +137,25 @@ impl Watermark {
         self.current.unwrap_or(0)
     }
 
+    /// Assigned partitions whose largest event time is more than `drift_ms` ahead of the
+    /// slowest active partition (the watermark plus the lateness). Reading them on only grows
+    /// the event buffer: their events wait for the slowest one (watermark alignment, as in
+    /// Flink). The slowest partition itself is never among them.
+    pub fn ahead(&self, drift_ms: i64) -> Vec<(Arc<str>, i32)> {
+        let Some(current) = self.current else {
+            return Vec::new();
+        };
+        let slowest = current.saturating_add(self.lateness_ms);
+        self.partitions
+            .iter()
+            .filter(|(_, c)| {
+                c.max_event_time
+                    .is_some_and(|t| t.saturating_sub(slowest) > drift_ms)
+            })
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
     /// Is an event at `t` older than the watermark?
     pub fn is_late(&self, t: i64) -> bool {
         self.current.is_some_and(|c| t < c)
@@ -341,6 +360,23 @@ mod tests {
             5_000,
             "both clocks back: idle, the largest counts"
         );
+    }
+
+    #[test]
+    fn partitions_too_far_ahead_of_the_slowest_are_named() {
+        let mut w = Watermark::new(Duration::from_secs(60), Duration::from_secs(5));
+        let (a, b) = (tp("a"), tp("b"));
+        let n = now();
+        w.set_assignment([(a.clone(), 0, false), (b.clone(), 0, false)], n);
+        w.observe(&a, 0, 1_000_000, n);
+        // No watermark yet (b has delivered nothing): nothing to align to.
+        assert!(w.ahead(0).is_empty());
+        w.observe(&b, 0, 1_000_000 + 3_600_000, n);
+        // a is the slowest: never paused. b is 1 h ahead.
+        assert!(w.ahead(3_600_000).is_empty());
+        assert_eq!(w.ahead(3_599_999), vec![(b.clone(), 0)]);
+        w.observe(&a, 0, 1_000_000 + 3_600_000, n);
+        assert!(w.ahead(0).is_empty());
     }
 
     #[test]

@@ -27,14 +27,14 @@ use crate::state::checkpoint::{Checkpoint, CheckpointStore, EvaluatorPart, State
 use crate::state::Tables;
 
 /// The samples of one rule from its indicator's rows.
-pub(crate) fn samples_for(result: &IndicatorResult, value: &str) -> Vec<Sample> {
+pub(crate) fn samples_for<'a>(result: &'a IndicatorResult, value: &str) -> Vec<Sample<'a>> {
     result
         .rows
         .iter()
         .map(|r| Sample {
-            labels: r.labels.clone(),
+            labels: &r.labels,
             value: r.values.get(value).copied().flatten(),
-            row: r.row.clone(),
+            row: &r.row,
         })
         .collect()
 }
@@ -158,44 +158,22 @@ impl Evaluator {
             tables.tables.extend(catalog.tables.iter().cloned());
             let timer = m.eval_duration.start_timer();
             let now = tables.watermark;
-            let mut results = Vec::new();
-            let mut errors = Vec::new();
-            for (def, r) in book
-                .indicators
-                .defs()
-                .iter()
-                .zip(book.indicators.evaluate(&tables).await)
-            {
-                match r {
-                    Ok(r) => results.push(r),
-                    Err(e) => {
-                        m.indicator_errors.with_label_values(&[&def.name]).inc();
-                        if matches!(e.kind(), "time" | "memory") {
-                            m.indicator_limits
-                                .with_label_values(&[def.name.as_str(), e.kind()])
-                                .inc();
-                        }
-                        tracing::warn!(indicator = %def.name, error = %e, "Indicator failed.");
-                        errors.push(e.to_string());
-                    }
+            let Tick {
+                alerts,
+                families,
+                errors,
+                capped_rows,
+                capped_alerts,
+                failed,
+            } = tick(&book, &mut engine, &tables, options.max_exported_rows).await;
+            for (indicator, kind) in &failed {
+                m.indicator_errors.with_label_values(&[indicator]).inc();
+                if matches!(*kind, "time" | "memory") {
+                    m.indicator_limits
+                        .with_label_values(&[indicator.as_str(), kind])
+                        .inc();
                 }
             }
-            for group in &book.rules.groups {
-                for rule in &group.rules {
-                    // A failed indicator evaluates its rules on no rows: alerts resolve rather
-                    // than stay stale; the failure itself is counted and reported.
-                    let samples = results
-                        .iter()
-                        .find(|r| r.name == rule.indicator)
-                        .map(|r| samples_for(r, &rule.value))
-                        .unwrap_or_default();
-                    if let Err(e) = engine.evaluate(&rule.name, &samples, now) {
-                        tracing::warn!(rule = %rule.name, error = %e, "Rule evaluation error.");
-                        errors.push(e.to_string());
-                    }
-                }
-            }
-            let alerts = engine.alerts();
             let mut firing_now = BTreeSet::new();
             for a in alerts.iter().filter(|a| a.state == AlertState::Firing) {
                 let key = format!("{}{:?}", a.rule, a.labels);
@@ -214,7 +192,7 @@ impl Evaluator {
             if !tracked.transitions.is_empty() {
                 for t in &tracked.transitions {
                     m.alert_transitions
-                        .with_label_values(&[change_label(t.change)])
+                        .with_label_values(&[t.change.as_str()])
                         .inc();
                 }
                 if let Ok(mut h) = shared.history.write() {
@@ -223,15 +201,11 @@ impl Evaluator {
                     h.drain(..excess);
                 }
             }
-            let (mut families, capped) =
-                indicator_families(&results, &alerts, options.max_exported_rows);
-            for (indicator, n) in &capped {
+            for (indicator, n) in &capped_rows {
                 m.capped_rows
                     .with_label_values(&[indicator.as_str()])
                     .set(i64::try_from(*n).unwrap_or(i64::MAX));
             }
-            let (alert_series, capped_alerts) = alert_families(&alerts, options.max_exported_rows);
-            families.extend(alert_series);
             // Every rule has the series (0 when nothing was left out): bounded by the rules.
             m.capped_alerts.reset();
             for rule in book.rules.rules() {
@@ -274,13 +248,76 @@ impl Evaluator {
     }
 }
 
-fn change_label(c: crate::alerts::history::Change) -> &'static str {
-    use crate::alerts::history::Change;
-    match c {
-        Change::Pending => "pending",
-        Change::Firing => "firing",
-        Change::Resolved => "resolved",
-        Change::Cancelled => "cancelled",
+/// What one evaluation of the rule book over a snapshot produced.
+pub struct Tick {
+    /// Every alert the engine holds after the evaluation (pending, firing, resolved).
+    pub alerts: Vec<crate::alerts::Alert>,
+    /// Indicator and alert series for `/metrics`.
+    pub families: Vec<prometheus::proto::MetricFamily>,
+    /// Indicator and rule errors, as text.
+    pub errors: Vec<String>,
+    /// Indicator rows left off `/metrics` by the cap, by indicator.
+    pub capped_rows: std::collections::BTreeMap<String, usize>,
+    /// Alert series left off `/metrics` by the cap, by rule.
+    pub capped_alerts: std::collections::BTreeMap<String, usize>,
+    /// Indicators that failed, with the error kind (`time`, `memory`, ...).
+    pub failed: Vec<(String, &'static str)>,
+}
+
+/// One evaluation: every indicator of the book over `tables`, every rule over its indicator's
+/// rows, and the series for `/metrics`. The evaluator runs it once per step; `make bench`
+/// times it.
+pub async fn tick(
+    book: &RuleBook,
+    engine: &mut AlertEngine,
+    tables: &Tables,
+    max_exported_rows: usize,
+) -> Tick {
+    let now = tables.watermark;
+    let mut results = Vec::new();
+    let mut errors = Vec::new();
+    let mut failed = Vec::new();
+    for (def, r) in book
+        .indicators
+        .defs()
+        .iter()
+        .zip(book.indicators.evaluate(tables).await)
+    {
+        match r {
+            Ok(r) => results.push(r),
+            Err(e) => {
+                tracing::warn!(indicator = %def.name, error = %e, "Indicator failed.");
+                failed.push((def.name.clone(), e.kind()));
+                errors.push(e.to_string());
+            }
+        }
+    }
+    for group in &book.rules.groups {
+        for rule in &group.rules {
+            // A failed indicator evaluates its rules on no rows: alerts resolve rather than
+            // stay stale; the failure itself is counted and reported.
+            let samples = results
+                .iter()
+                .find(|r| r.name == rule.indicator)
+                .map(|r| samples_for(r, &rule.value))
+                .unwrap_or_default();
+            if let Err(e) = engine.evaluate(&rule.name, &samples, now) {
+                tracing::warn!(rule = %rule.name, error = %e, "Rule evaluation error.");
+                errors.push(e.to_string());
+            }
+        }
+    }
+    let alerts = engine.alerts();
+    let (mut families, capped_rows) = indicator_families(&results, &alerts, max_exported_rows);
+    let (alert_series, capped_alerts) = alert_families(&alerts, max_exported_rows);
+    families.extend(alert_series);
+    Tick {
+        alerts,
+        families,
+        errors,
+        capped_rows,
+        capped_alerts,
+        failed,
     }
 }
 

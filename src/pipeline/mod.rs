@@ -23,6 +23,7 @@
 //! evaluator then re-evaluates the last snapshot, so new rules show without new data.
 
 mod evaluator;
+pub use evaluator::{tick, Tick};
 mod stage;
 
 pub(crate) use evaluator::samples_for;
@@ -410,6 +411,8 @@ pub async fn start_on(
         feeds: feeds_rx,
         consumed: resume.into_iter().collect(),
         checkpoint_every: checkpoints.as_ref().map(|_| config.checkpoint.interval),
+        max_drift: config.max_drift,
+        paused: Default::default(),
     };
     let stage = StateStage {
         state,

@@ -38,7 +38,8 @@ pub const KEEP: usize = 3;
 
 const MAGIC: &[u8; 8] = b"CWCKPT\0\x01";
 /// Bumped when the body's layout changes; an older file is then not read.
-const VERSION: u32 = 1;
+/// 2: event ids for de-duplication kept as 128-bit hashes.
+const VERSION: u32 = 2;
 
 /// Checkpoint problems.
 #[derive(Debug, thiserror::Error)]

@@ -16,6 +16,7 @@ pub mod checkpoint;
 pub mod tables;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -208,11 +209,38 @@ pub struct State {
     awaiting_line: HashMap<LineKey, String>,
     /// What each supplier feed has sent (records, rejects, latest event time), by feed name.
     pub(crate) feeds: BTreeMap<String, FeedActivity>,
-    seen: HashMap<String, i64>,
-    seen_order: VecDeque<(i64, String)>,
+    /// Event ids seen within the de-duplication retention, as 128-bit hashes (a fixed 16
+    /// bytes however long the id; a collision within the retention is not a practical risk),
+    /// with the event time they were seen at.
+    seen: HashMap<u128, i64, BuildHasherDefault<PreHashed>>,
+    seen_order: VecDeque<(i64, u128)>,
     watermark: i64,
     /// Events applied since start (duplicates excluded).
     applied: u64,
+}
+
+/// The de-duplication key of an event id.
+fn event_id_hash(id: &str) -> u128 {
+    twox_hash::XxHash3_128::oneshot(id.as_bytes())
+}
+
+/// A hasher for keys that are already hashes: passes their low 64 bits through.
+#[derive(Default)]
+pub(crate) struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u128 keys are hashed with it; fold anything else in anyway.
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
 }
 
 /// Typed views of the columns of one decoded batch.
@@ -372,16 +400,16 @@ impl State {
         let c = Cols::new(batch);
         for i in 0..batch.num_rows() {
             let t = c.event_time.value(i);
-            let id = c.event_id.value(i);
-            if self.seen.contains_key(id) {
+            let id = event_id_hash(c.event_id.value(i));
+            if self.seen.contains_key(&id) {
                 stats.duplicates += 1;
                 continue;
             }
             let Ok(kind) = c.kind.value(i).parse::<EventKind>() else {
                 continue; // validated upstream; unreachable for decoder output
             };
-            self.seen.insert(id.to_string(), t);
-            self.seen_order.push_back((t, id.to_string()));
+            self.seen.insert(id, t);
+            self.seen_order.push_back((t, id));
             // A supplier feed's events carry the feed's name as their source: its activity
             // in event time, counted as the events are applied.
             if let Some(a) = self.feeds.get_mut(c.source.value(i)) {
