@@ -394,6 +394,18 @@ fn start_tansu(storage: &str) -> Option<(Broker, String)> {
     Some((broker, format!("127.0.0.1:{port}")))
 }
 
+/// tansu (memory storage) with chainwatch's topics created, and a config for it at evaluation
+/// `step`; checkpoints and other files go to the returned directory.
+async fn broker_setup(step: Duration) -> Option<(Broker, String, tempfile::TempDir, Config)> {
+    let (broker, brokers) = start_tansu("memory://tansu/")?;
+    let dir = tempfile::tempdir().ok()?;
+    let config = broker_config(&brokers, step, dir.path());
+    chainwatch::ingest::kafka::ensure_topics(&config.kafka, &brokers)
+        .await
+        .ok()?;
+    Some((broker, brokers, dir, config))
+}
+
 fn broker_config(brokers: &str, step: Duration, checkpoints: &Path) -> Config {
     let mut config = Config::default();
     config.kafka.brokers = Some(brokers.to_string());
@@ -463,12 +475,7 @@ struct E2e {
 /// A scaled simulator history (a realistic mix of all kinds) produced to tansu, then drained
 /// by a bare consumer and by chainwatch, one after the other, in the same run.
 async fn bench_end_to_end(suppliers: usize, days: i64) -> Option<E2e> {
-    let (_broker, brokers) = start_tansu("memory://tansu/")?;
-    let cp = tempfile::tempdir().ok()?;
-    let config = broker_config(&brokers, Duration::from_secs(86_400), cp.path());
-    chainwatch::ingest::kafka::ensure_topics(&config.kafka, &brokers)
-        .await
-        .ok()?;
+    let (_broker, brokers, _dir, config) = broker_setup(Duration::from_secs(86_400)).await?;
     let producer = bench_producer(&brokers)?;
     let mut sim = Simulator::new(SimConfig {
         tier1_suppliers: suppliers,
@@ -494,6 +501,7 @@ async fn bench_end_to_end(suppliers: usize, days: i64) -> Option<E2e> {
     }
     // Close the last evaluation step on every partition: event time moves only with events.
     let beyond = last + 2 * DAY_MS;
+    let mut heartbeats = 0;
     for topic in topics.all() {
         for partition in 0..2 {
             let hb = format!(
@@ -502,6 +510,7 @@ async fn bench_end_to_end(suppliers: usize, days: i64) -> Option<E2e> {
             );
             send(&producer, topic, partition, hb.as_bytes());
             n += 1;
+            heartbeats += 1;
         }
     }
     producer.flush(Duration::from_secs(60)).ok()?;
@@ -542,7 +551,7 @@ async fn bench_end_to_end(suppliers: usize, days: i64) -> Option<E2e> {
     eprintln!("  (bare consumer done)");
 
     // The heartbeats' own step stays open: done when every other event is applied.
-    let target = n - 6;
+    let target = n - heartbeats;
     let running = pipeline::start(config).await.ok()?;
     let deadline = Instant::now() + Duration::from_secs(900);
     let mut first: Option<Instant> = None;
@@ -610,15 +619,10 @@ fn latency_rules(dir: &Path) -> std::io::Result<PathBuf> {
 /// whose next inbound is 10 days out, which `PartCoverageGap` turns into a critical alert.
 /// Latency: from producing the probe to its alert in the evaluation `/metrics` renders.
 async fn bench_latency(rate: usize, seconds: u64) -> Option<Latency> {
-    let (_broker, brokers) = start_tansu("memory://tansu/")?;
-    let dir = tempfile::tempdir().ok()?;
-    let mut config = broker_config(&brokers, Duration::from_secs(1), dir.path());
+    let (_broker, brokers, dir, mut config) = broker_setup(Duration::from_secs(1)).await?;
     config.evaluation.rules = latency_rules(dir.path()).ok()?;
     config.allowed_lateness = Duration::ZERO;
     config.batch.linger = Duration::from_millis(20);
-    chainwatch::ingest::kafka::ensure_topics(&config.kafka, &brokers)
-        .await
-        .ok()?;
     let topics = config.kafka.topics.clone();
     let producer = Arc::new(bench_producer(&brokers)?);
     let probes = (seconds * 10) as usize;
@@ -783,12 +787,7 @@ async fn bench_latency(rate: usize, seconds: u64) -> Option<Latency> {
 /// Event time runs ~1 simulated day per second, so the 90-day window is passed early and the
 /// state must level off there.
 async fn bench_soak(suppliers: usize, rate: usize, minutes: u64) -> Option<()> {
-    let (_broker, brokers) = start_tansu("memory://tansu/")?;
-    let cp = tempfile::tempdir().ok()?;
-    let config = broker_config(&brokers, Duration::from_secs(86_400), cp.path());
-    chainwatch::ingest::kafka::ensure_topics(&config.kafka, &brokers)
-        .await
-        .ok()?;
+    let (_broker, brokers, _dir, config) = broker_setup(Duration::from_secs(86_400)).await?;
     let topics = config.kafka.topics.clone();
     let running = pipeline::start(config).await.ok()?;
     let stop = Arc::new(AtomicBool::new(false));
