@@ -262,7 +262,7 @@ impl CatalogTask {
                         self.reload_network();
                     }
                 }
-                m = recv(consumer.as_ref()) => {
+                m = recv(consumer.as_deref()) => {
                     let Some(first) = m else { continue };
                     // Take what else is there (a whole topic at start) and rebuild once:
                     // a rebuild per record would be quadratic in the topic's size.
@@ -281,7 +281,7 @@ impl CatalogTask {
                         if keys.len() >= 100_000 {
                             break;
                         }
-                        next = tokio::time::timeout(Duration::from_millis(50), recv(consumer.as_ref()))
+                        next = tokio::time::timeout(Duration::from_millis(50), recv(consumer.as_deref()))
                             .await
                             .ok()
                             .flatten();
@@ -379,7 +379,7 @@ impl CatalogTask {
 
     /// A consumer of the whole network topic from its beginning (no group offsets: the
     /// compacted topic is the state). `None` when the topic cannot be read.
-    async fn network_consumer(&self) -> Option<StreamConsumer> {
+    async fn network_consumer(&self) -> Option<kafka::Closing<StreamConsumer>> {
         let cfg = self.config.kafka.clone();
         let brokers = self.brokers.clone();
         let topic = self.config.network.topic.clone();
@@ -387,6 +387,7 @@ impl CatalogTask {
             .await
             .ok()
             .flatten()
+            .map(kafka::Closing::new)
     }
 }
 

@@ -261,7 +261,9 @@ async fn indicators_and_alerts_follow_event_time_through_metrics_and_api() {
     let resolved = get_json(&base, "/api/alerts/history?change=resolved&limit=1").await;
     assert_eq!(resolved["transitions"].as_array().map(Vec::len), Some(1));
     assert_eq!(resolved["transitions"][0]["change"], "resolved");
-    let bad = reqwest::get(format!("{base}/api/alerts/history?since=yesterday"))
+    let bad = http()
+        .get(format!("{base}/api/alerts/history?since=yesterday"))
+        .send()
         .await
         .expect("GET");
     assert_eq!(bad.status(), 400);

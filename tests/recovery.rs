@@ -55,7 +55,7 @@ impl Instance {
 
     async fn wait_up(&self) {
         for _ in 0..600 {
-            if let Ok(r) = reqwest::get(format!("{}/healthz", self.base)).await {
+            if let Ok(r) = http().get(format!("{}/healthz", self.base)).send().await {
                 if r.status().is_success() {
                     return;
                 }
@@ -426,7 +426,9 @@ async fn a_broker_outage_loses_nothing_and_shows_in_readiness() {
         .into_bytes()
     };
     let readyz = |base: String| async move {
-        reqwest::get(format!("{base}/readyz"))
+        http()
+            .get(format!("{base}/readyz"))
+            .send()
             .await
             .map(|r| r.status().as_u16())
             .unwrap_or(0)

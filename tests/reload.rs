@@ -374,7 +374,7 @@ async fn invalid_edits_are_rejected_and_the_running_rules_stay() {
 }
 
 async fn post_reload(base: &str, auth: Option<&str>) -> (u16, String) {
-    let mut req = reqwest::Client::new().post(format!("{base}/-/reload"));
+    let mut req = http().post(format!("{base}/-/reload"));
     if let Some(a) = auth {
         req = req.header("Authorization", a);
     }
@@ -489,7 +489,7 @@ async fn wait_service(
         if let Ok(Some(exit)) = svc.child.try_wait() {
             panic!("chainwatch exited ({exit}); log:\n{}", svc.log());
         }
-        if let Ok(resp) = reqwest::get(format!("{base}/api/status")).await {
+        if let Ok(resp) = http().get(format!("{base}/api/status")).send().await {
             if let Ok(s) = resp.json::<Value>().await {
                 if pred(&s) {
                     return s;

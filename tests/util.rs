@@ -171,8 +171,18 @@ pub async fn produce_keyed(p: &FutureProducer, topic: &str, records: &[(&str, Op
     }
 }
 
+/// An HTTP client whose requests fail after 30 s instead of hanging a test.
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("HTTP client")
+}
+
 pub async fn get_json(base: &str, path: &str) -> Value {
-    reqwest::get(format!("{base}{path}"))
+    http()
+        .get(format!("{base}{path}"))
+        .send()
         .await
         .expect("GET")
         .json()
@@ -181,7 +191,9 @@ pub async fn get_json(base: &str, path: &str) -> Value {
 }
 
 pub async fn get_text(base: &str, path: &str) -> String {
-    reqwest::get(format!("{base}{path}"))
+    http()
+        .get(format!("{base}{path}"))
+        .send()
         .await
         .expect("GET")
         .text()

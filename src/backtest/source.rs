@@ -208,7 +208,9 @@ pub fn read_topics(src: &TopicSource) -> Result<EventLog, SourceError> {
     for (k, v) in &src.options {
         config.set(k, v);
     }
-    let consumer: BaseConsumer = config.create().map_err(kafka)?;
+    // Closed off this thread: with the broker gone mid-read, a close would never return.
+    let consumer: crate::ingest::kafka::Closing<BaseConsumer> =
+        crate::ingest::kafka::Closing::new(config.create().map_err(kafka)?);
     let timeout = Duration::from_secs(10);
     let mut assignment = TopicPartitionList::new();
     // (topic, partition) -> high watermark still to reach.

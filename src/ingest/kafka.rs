@@ -30,8 +30,69 @@ pub enum KafkaSetupError {
 }
 
 /// The ingest consumer: a stream consumer whose rebalances resume each partition where this
-/// process has it (see [`ResumeContext`]).
-pub type IngestConsumer = StreamConsumer<ResumeContext>;
+/// process has it (see [`ResumeContext`]), closed off the runtime (see [`Closing`]).
+pub type IngestConsumer = Closing<StreamConsumer<ResumeContext>>;
+
+/// A Kafka consumer that is closed on a thread of its own when dropped.
+///
+/// Dropping a consumer that has a `group.id` closes it, and rdkafka polls for that close with
+/// no time limit: with the broker unreachable (or the embedded broker already destroyed) it
+/// never returns. Dropped on a runtime worker, that would block the worker, and the runtime's
+/// own shutdown, which drops every task left behind; the process could not exit. Here the
+/// close runs on a detached thread: [`Closing::close`] waits for it for a bounded time, a
+/// plain drop does not wait at all.
+pub struct Closing<C: Send + 'static>(Option<C>);
+
+impl<C: Send + 'static> Closing<C> {
+    pub fn new(consumer: C) -> Self {
+        Closing(Some(consumer))
+    }
+
+    /// Close the consumer (leave the group) and wait up to `within` for it. False when the
+    /// close did not finish in time: it goes on in the background.
+    pub async fn close(mut self, within: Duration) -> bool {
+        let Some(consumer) = self.0.take() else {
+            return true;
+        };
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        close_off_thread(consumer, Some(done_tx));
+        matches!(tokio::time::timeout(within, done_rx).await, Ok(Ok(())))
+    }
+}
+
+fn close_off_thread<C: Send + 'static>(
+    consumer: C,
+    done: Option<tokio::sync::oneshot::Sender<()>>,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("kafka-close".into())
+        .spawn(move || {
+            drop(consumer);
+            if let Some(done) = done {
+                let _ = done.send(());
+            }
+        });
+    if let Err(e) = spawned {
+        // The closure, consumer included, was dropped here: the close ran on this thread.
+        tracing::warn!(error = %e, "No thread to close a Kafka consumer on.");
+    }
+}
+
+impl<C: Send + 'static> std::ops::Deref for Closing<C> {
+    type Target = C;
+    fn deref(&self) -> &C {
+        // Only `close` and `drop` take the consumer, and both consume `self`.
+        self.0.as_ref().expect("consumer present until closed")
+    }
+}
+
+impl<C: Send + 'static> Drop for Closing<C> {
+    fn drop(&mut self) {
+        if let Some(consumer) = self.0.take() {
+            close_off_thread(consumer, None);
+        }
+    }
+}
 
 /// Rebalance handling of the ingest consumer: a partition assigned to this process is read
 /// from the offset its state holds (the restored checkpoint's, then the next one after what
@@ -215,4 +276,55 @@ pub async fn create_topics(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::mocking::MockCluster;
+
+    /// A consumer in a group whose broker is gone: a plain rdkafka drop would poll for the
+    /// close forever. `close` gives up after its bound and a drop returns at once.
+    #[tokio::test]
+    async fn a_consumer_whose_broker_is_gone_closes_without_blocking() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("t", 1, 1).expect("topic");
+        let brokers = cluster.bootstrap_servers();
+        let producer: rdkafka::producer::FutureProducer =
+            base(&brokers).create().expect("producer");
+        producer
+            .send(
+                rdkafka::producer::FutureRecord::<(), _>::to("t").payload("x"),
+                Duration::from_secs(5),
+            )
+            .await
+            .expect("produced");
+        let cfg = crate::config::Config::default().kafka;
+        let consumer = || {
+            let c: StreamConsumer<ResumeContext> = consumer_config(&cfg, &brokers)
+                .create_with_context(ResumeContext::default())
+                .expect("consumer");
+            c.subscribe(&["t"]).expect("subscribe");
+            Closing::new(c)
+        };
+        let (a, b) = (consumer(), consumer());
+        // Both join the group; whichever has the partition reads the record and stores its
+        // offset, which a close would commit.
+        for c in [&a, &b] {
+            if let Ok(Ok(m)) = tokio::time::timeout(Duration::from_millis(3000), c.recv()).await {
+                c.store_offset_from_message(&m).expect("store");
+            }
+        }
+        drop(cluster);
+
+        let started = std::time::Instant::now();
+        let closed = a.close(Duration::from_millis(300)).await;
+        drop(b);
+        let took = started.elapsed();
+        // Generous bound: the point is that neither waits on the missing broker.
+        assert!(
+            took < Duration::from_secs(5),
+            "close and drop took {took:?} (closed: {closed})"
+        );
+    }
 }

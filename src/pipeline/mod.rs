@@ -168,8 +168,10 @@ pub struct Running {
     pub reloader: Reloader,
     shutdown: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
+    /// Closed (the group left) once the tasks sharing it have stopped.
+    consumer: Option<Arc<kafka::IngestConsumer>>,
     /// Keeps the embedded broker alive for as long as the pipeline runs.
-    _embedded: Option<MockCluster<'static, DefaultProducerContext>>,
+    embedded: Option<MockCluster<'static, DefaultProducerContext>>,
 }
 
 impl Running {
@@ -181,14 +183,51 @@ impl Running {
     /// Stop every stage: ingest flushes, state applies and stores offsets, consumer commits.
     /// A task still running after [`SHUTDOWN_TIMEOUT`] is named in the log and left behind
     /// (the process then exits without it), so a stop is bounded as orchestrators expect.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         let deadline = tokio::time::Instant::now() + SHUTDOWN_TIMEOUT;
-        for (name, t) in self.tasks {
+        for (name, t) in std::mem::take(&mut self.tasks) {
             tracing::debug!(task = name, "Waiting for the task to stop.");
             if tokio::time::timeout_at(deadline, t).await.is_err() {
                 tracing::error!(task = name, timeout = ?SHUTDOWN_TIMEOUT, "Task did not stop in time; left behind.");
             }
+        }
+        // Leave the group now rather than when the process ends, so that the partitions move
+        // to another member at once; bounded, as the broker may be gone.
+        if let Some(consumer) = self.consumer.take() {
+            match Arc::try_unwrap(consumer) {
+                Ok(c) => {
+                    if !c.close(CLOSE_TIMEOUT).await {
+                        tracing::warn!(timeout = ?CLOSE_TIMEOUT, "The consumer did not leave its group in time (broker unreachable?); closing it in the background.");
+                        self.keep_embedded_broker();
+                    }
+                }
+                // Held by a task left behind: it closes when that task goes.
+                Err(_) => self.keep_embedded_broker(),
+            }
+        }
+    }
+
+    /// Leak the embedded broker instead of destroying it: a consumer still closing against it
+    /// would otherwise wait for it forever.
+    fn keep_embedded_broker(&mut self) {
+        if let Some(cluster) = self.embedded.take() {
+            std::mem::forget(cluster);
+        }
+    }
+}
+
+/// How long a stopping pipeline waits for its consumer to leave the group.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Dropped without [`Running::shutdown`] (a panicking test, a failed start-up in a caller):
+/// stop the tasks, and keep an embedded broker alive for the clients they still hold.
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        let running = self.tasks.iter().any(|(_, t)| !t.is_finished());
+        if running || self.consumer.is_some() {
+            self.keep_embedded_broker();
         }
     }
 }
@@ -357,11 +396,11 @@ pub async fn start_on(
         };
     }
     let restored_watermark = restored.engine.is_some().then(|| watermark.current());
-    let consumer: Arc<kafka::IngestConsumer> = Arc::new(
+    let consumer: Arc<kafka::IngestConsumer> = Arc::new(kafka::Closing::new(
         kafka::consumer_config(&config.kafka, &brokers)
             .create_with_context(kafka::ResumeContext::new(resume.iter().cloned()))
             .map_err(kafka::KafkaSetupError::Client)?,
-    );
+    ));
     let input_topics: Vec<String> = config
         .kafka
         .topics
@@ -506,7 +545,11 @@ pub async fn start_on(
     }
     tasks.push((
         "monitor",
-        tokio::spawn(monitor(consumer, shared.clone(), shutdown_rx.clone())),
+        tokio::spawn(monitor(
+            consumer.clone(),
+            shared.clone(),
+            shutdown_rx.clone(),
+        )),
     ));
     Ok(Running {
         http_addr,
@@ -515,7 +558,8 @@ pub async fn start_on(
         reloader,
         shutdown: shutdown_tx,
         tasks,
-        _embedded: embedded,
+        consumer: Some(consumer),
+        embedded,
     })
 }
 
@@ -580,4 +624,70 @@ fn partition_status(c: &kafka::IngestConsumer) -> Option<Vec<PartitionStatus>> {
     }
     out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pipeline dropped without `shutdown` (as when a caller panics) while it is consuming
+    /// from the embedded broker: the runtime that ran it must still shut down. It used to
+    /// hang for ever: the broker was destroyed first, and the consumer's close, run when the
+    /// runtime dropped the ingest task, waited for it.
+    #[test]
+    fn a_pipeline_dropped_while_consuming_lets_its_runtime_end() {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                let mut config = Config::default();
+                config.http.listen = "127.0.0.1:0".parse().expect("addr");
+                config.evaluation.rules =
+                    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules");
+                config.evaluation.watch_rules = false;
+                let topic = config.kafka.topics.erp.clone();
+                let running = start(config).await.expect("pipeline starts");
+                let producer: FutureProducer =
+                    kafka::producer_config(&crate::config::Config::default().kafka, &running.brokers)
+                        .create()
+                        .expect("producer");
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+                let mut n = 0;
+                // Consuming for real: joined, and events applied.
+                while tokio::time::Instant::now() < deadline
+                    && running.shared.state.read().map(|s| s.watermark).unwrap_or(0) == 0
+                {
+                    n += 1;
+                    let hb = format!(
+                        r#"{{"event_id":"hb-{n}","kind":"heartbeat","event_time":"2026-03-02T00:00:0{}Z","source":"test"}}"#,
+                        n % 10
+                    );
+                    let _ = producer
+                        .send(
+                            rdkafka::producer::FutureRecord::<(), _>::to(&topic).payload(&hb),
+                            Duration::from_secs(5),
+                        )
+                        .await;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                drop(running);
+            });
+            let dropped = std::time::Instant::now();
+            drop(rt);
+            let _ = done_tx.send(dropped.elapsed());
+        });
+        // Closing a consumer normally takes milliseconds; 10 s is far beyond that and far
+        // below the forever this guards against.
+        match done_rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(took) => assert!(
+                took < Duration::from_secs(10),
+                "the runtime took {took:?} to end after the pipeline was dropped"
+            ),
+            Err(_) => panic!("the runtime did not end within 120 s of dropping the pipeline"),
+        }
+    }
 }
