@@ -517,3 +517,85 @@ async fn redelivered_events_are_not_counted_twice() {
     assert_eq!(sample(&m, "chainwatch_state_open_po_lines", &[]), Some(3.0));
     running.shutdown().await;
 }
+
+/// Watermark alignment: a topic whose event time runs more than `max_drift` ahead of another
+/// topic still being read is paused (reading it on would only grow the event buffer) and
+/// resumed once the other catches up; every event is applied once, none is dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_far_ahead_in_event_time_is_paused_until_the_others_catch_up() {
+    const HOUR_MS: i64 = 3_600_000;
+    let broker = Tansu::start();
+    let mut config = test_config(&broker.brokers, "align");
+    config.max_drift = std::time::Duration::from_secs(86_400);
+    // Empty partitions stop holding the watermark after 2 s; ERP keeps holding it, as the
+    // test goes on producing to it more often than that.
+    config.idle_timeout = std::time::Duration::from_secs(2);
+    let running = start(config).await;
+    let base = format!("http://{}", running.http_addr);
+    let p = producer(&broker.brokers);
+    let line = |i: i64| {
+        let mut e = created(
+            &format!("a{i}"),
+            "S-1",
+            &format!("PO-{i}"),
+            "P-1",
+            T0 + 30 * DAY_MS,
+        );
+        e["event_time"] = json!(iso(T0 + i * HOUR_MS));
+        (format!("a{i}"), Some(e.to_string().into_bytes()))
+    };
+    let paused = |m: &str| sample(m, "chainwatch_ingest_paused_partitions", &[]);
+    // One key per topic: each topic's events are on one partition, read in order.
+    let keyed = |records: Vec<(String, Option<Vec<u8>>)>| {
+        records
+            .into_iter()
+            .map(|(_, v)| ("k", v))
+            .collect::<Vec<(&str, Option<Vec<u8>>)>>()
+    };
+
+    // Logistics runs five days ahead; ERP has read half a day.
+    let ahead: Vec<(String, Option<Vec<u8>>)> = (0..120)
+        .map(|h| {
+            let hb = heartbeat(&format!("l{h}"), T0 + h * HOUR_MS);
+            (String::new(), Some(hb.to_string().into_bytes()))
+        })
+        .collect();
+    produce_keyed(&p, "align.logistics", &keyed(ahead)).await;
+    produce_keyed(&p, "align.erp", &keyed((0..12).map(line).collect())).await;
+    let mut next = 12;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        // ERP goes on at an hour per 300 ms: far behind, but active.
+        if next < 60 {
+            produce_keyed(&p, "align.erp", &keyed(vec![line(next)])).await;
+            next += 1;
+        }
+        let m = get_text(&base, "/metrics").await;
+        if paused(&m) == Some(1.0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "logistics not paused while days ahead: paused = {:?}; status {:#}",
+            paused(&m),
+            get_json(&base, "/api/status").await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+
+    // ERP catches up (and both go a day further, closing every step): nothing stays paused.
+    produce_keyed(&p, "align.erp", &keyed((next..120).map(line).collect())).await;
+    for topic in ["align.erp", "align.logistics"] {
+        let hb = heartbeat(&format!("end-{topic}"), T0 + 6 * DAY_MS);
+        produce_keyed(&p, topic, &[("k", Some(hb.to_string().into_bytes()))]).await;
+    }
+    let s = wait_status(&base, 60, |s| {
+        s["state"]["open_po_lines"].as_u64() == Some(120) && s["lag"].as_i64() == Some(0)
+    })
+    .await;
+    assert_eq!(s["records_dead_lettered"].as_u64(), Some(0), "{s:#}");
+    assert_eq!(s["duplicates"].as_u64(), Some(0), "{s:#}");
+    let m = get_text(&base, "/metrics").await;
+    assert_eq!(paused(&m), Some(0.0), "still paused after catching up");
+    running.shutdown().await;
+}

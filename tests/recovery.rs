@@ -487,3 +487,48 @@ async fn a_broker_outage_loses_nothing_and_shows_in_readiness() {
     assert_eq!(sample(&m, "chainwatch_ingest_connected", &[]), Some(1.0));
     running.shutdown().await;
 }
+
+/// SIGTERM while the broker is down: the consumer cannot leave its group nor commit, yet the
+/// process ends, within the shutdown bound (tasks 30 s, leaving the group 10 s), instead of
+/// waiting for the broker for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_while_the_broker_is_down_still_ends_the_process() {
+    let mut broker = Tansu::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &broker.brokers, "brokerdown");
+    let log = dir.path().join("brokerdown.log");
+    let c = Instance::spawn(&config, &log);
+    c.wait_up().await;
+    // Consuming for real: joined the group (ready) and applied what it read.
+    let p = producer(&broker.brokers);
+    wait_status(&c.base, 60, |s| s["ready"] == true).await;
+    // Past the allowed lateness (1 d), so that the watermark moves.
+    tick(&p, "rec.erp", START_MS + 2 * DAY_MS).await;
+    wait_status(&c.base, 60, |s| {
+        s["watermark_ms"].as_i64() >= Some(START_MS)
+    })
+    .await;
+
+    broker.stop();
+    wait_status(&c.base, 60, |s| s["ready"] == false).await;
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    let mut c = c;
+    let status = Command::new("kill")
+        .args(["-TERM", &c.child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    let signalled = std::time::Instant::now();
+    while c.child.try_wait().expect("wait").is_none() {
+        assert!(
+            signalled.elapsed() < Duration::from_secs(60),
+            "no exit within 60 s of SIGTERM with the broker down; log:\n{}",
+            log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "exited {:?} after SIGTERM with the broker down",
+        signalled.elapsed()
+    );
+}
