@@ -16,7 +16,8 @@
 //! 7. soak (only with `--only=soak`, `make soak`): 10 minutes at a steady rate, resident memory
 //!    and state sizes every 30 s.
 //!
-//! Options: `--quick` (smaller sizes), `--no-broker`, `--only=decode,apply,eval,memory,e2e,latency,soak`.
+//! Options: `--quick` (smaller sizes), `--no-broker`, `--only=decode,apply,eval,memory,e2e,latency,soak`,
+//! `--soak-rate=N` (events/s).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
@@ -876,6 +877,14 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .find_map(|a| a.strip_prefix("--only="))
         .map(|s| s.split(',').map(str::to_string).collect());
+    // The soak's rate, events/s (default 50,000; 20,000 with --quick).
+    let soak_rate: Option<usize> = match args.iter().find_map(|a| a.strip_prefix("--soak-rate=")) {
+        Some(r) => Some(
+            r.parse()
+                .map_err(|e| anyhow::anyhow!("--soak-rate={r}: {e}"))?,
+        ),
+        None => None,
+    };
     let run = |section: &str| {
         only.as_ref().is_none_or(|o| o.iter().any(|s| s == section))
             && !(no_broker && matches!(section, "e2e" | "latency" | "soak"))
@@ -1058,6 +1067,7 @@ fn main() -> anyhow::Result<()> {
         } else {
             (2_400, 50_000, 10)
         };
+        let rate = soak_rate.unwrap_or(rate);
         println!(
             "\nsoak: {minutes} min at {rate} events/s through tansu ({suppliers} tier-1 suppliers, step 1 d of event time)"
         );
