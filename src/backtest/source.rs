@@ -26,6 +26,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::events::{col, event_schema};
 use crate::ingest::decode::{EventDecoder, RejectReason};
+use crate::ingest::kafka::Closing;
 
 /// Messages decoded per call of the decoder (the pipeline's default micro-batch size).
 const CHUNK: usize = 4096;
@@ -209,8 +210,7 @@ pub fn read_topics(src: &TopicSource) -> Result<EventLog, SourceError> {
         config.set(k, v);
     }
     // Closed off this thread: with the broker gone mid-read, a close would never return.
-    let consumer: crate::ingest::kafka::Closing<BaseConsumer> =
-        crate::ingest::kafka::Closing::new(config.create().map_err(kafka)?);
+    let consumer: Closing<BaseConsumer> = Closing::new(config.create().map_err(kafka)?);
     let timeout = Duration::from_secs(10);
     let mut assignment = TopicPartitionList::new();
     // (topic, partition) -> high watermark still to reach.

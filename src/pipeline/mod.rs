@@ -650,11 +650,11 @@ mod tests {
                     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules");
                 config.evaluation.watch_rules = false;
                 let topic = config.kafka.topics.erp.clone();
+                let kafka_config = config.kafka.clone();
                 let running = start(config).await.expect("pipeline starts");
-                let producer: FutureProducer =
-                    kafka::producer_config(&crate::config::Config::default().kafka, &running.brokers)
-                        .create()
-                        .expect("producer");
+                let producer: FutureProducer = kafka::producer_config(&kafka_config, &running.brokers)
+                    .create()
+                    .expect("producer");
                 let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
                 let mut n = 0;
                 // Consuming for real: joined, and events applied.
