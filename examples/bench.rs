@@ -44,27 +44,34 @@ const DAY_MS: i64 = 86_400_000;
 struct CountingAlloc;
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+/// The soak's load generator's share of `LIVE` (allocations on its thread).
+static SIM_LIVE: AtomicIsize = AtomicIsize::new(0);
+
+thread_local! {
+    /// Set on the soak's load-generator thread.
+    static SIM_THREAD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn count(delta: isize) {
+    if COUNTING.load(Ordering::Relaxed) {
+        LIVE.fetch_add(delta, Ordering::Relaxed);
+        if SIM_THREAD.try_with(std::cell::Cell::get).unwrap_or(false) {
+            SIM_LIVE.fetch_add(delta, Ordering::Relaxed);
+        }
+    }
+}
 
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        }
+        count(layout.size() as isize);
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        }
+        count(-(layout.size() as isize));
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::Relaxed) {
-            LIVE.fetch_add(
-                new_size as isize - layout.size() as isize,
-                Ordering::Relaxed,
-            );
-        }
+        count(new_size as isize - layout.size() as isize);
         unsafe { System.realloc(ptr, layout, new_size) }
     }
 }
@@ -788,16 +795,26 @@ async fn bench_latency(rate: usize, seconds: u64) -> Option<Latency> {
 /// Event time runs ~1 simulated day per second, so the 90-day window is passed early and the
 /// state must level off there.
 async fn bench_soak(suppliers: usize, rate: usize, minutes: u64) -> Option<()> {
+    // The Rust heap is counted from here on: chainwatch's share and the load generator's
+    // (librdkafka's buffers are C allocations, only in RSS).
+    LIVE.store(0, Ordering::SeqCst);
+    SIM_LIVE.store(0, Ordering::SeqCst);
+    COUNTING.store(true, Ordering::SeqCst);
     let (_broker, brokers, _dir, config) = broker_setup(Duration::from_secs(86_400)).await?;
     let topics = config.kafka.topics.clone();
     let running = pipeline::start(config).await.ok()?;
     let stop = Arc::new(AtomicBool::new(false));
     let produced = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let producer = bench_producer(&brokers)?;
+    // Messages waiting in the producer's queue (not yet acknowledged by tansu): they are in
+    // this process's memory too.
+    let queue = Arc::new(std::sync::atomic::AtomicI64::new(0));
     let feeder = {
         let stop = stop.clone();
         let produced = produced.clone();
+        let queue = queue.clone();
         std::thread::spawn(move || {
+            SIM_THREAD.with(|c| c.set(true));
             let mut sim = Simulator::new(SimConfig {
                 tier1_suppliers: suppliers,
                 tier2_suppliers: suppliers / 2,
@@ -819,21 +836,29 @@ async fn bench_soak(suppliers: usize, rate: usize, minutes: u64) -> Option<()> {
                     );
                     sent += 1;
                     produced.store(sent as u64, Ordering::Relaxed);
+                    if sent % 1024 == 0 {
+                        queue.store(i64::from(producer.in_flight_count()), Ordering::Relaxed);
+                    }
                 }
             }
         })
     };
     println!(
-        "  {:>5} {:>10} {:>10} {:>8} {:>9} {:>10} {:>10} {:>9} {:>9}",
+        "  {:>5} {:>10} {:>10} {:>8} {:>8} {:>7} {:>9} {:>10} {:>10} {:>9} {:>9} {:>6} {:>11} {:>10}",
         "t (s)",
         "produced",
         "applied",
         "RSS MiB",
+        "heap MiB",
+        "sim MiB",
         "buffered",
         "open lines",
         "shipments",
         "positions",
-        "window"
+        "window",
+        "paused",
+        "clocks-wm d",
+        "prod queue"
     );
     let started = Instant::now();
     let mut rss = Vec::new();
@@ -843,22 +868,52 @@ async fn bench_soak(suppliers: usize, rate: usize, minutes: u64) -> Option<()> {
         let s = running.shared.state.read().ok()?.clone();
         let r = rss_bytes().unwrap_or(0) >> 20;
         rss.push(r);
+        // Partition clocks relative to the watermark (days): how far event time is spread
+        // over the partitions, i.e. what the buffer has to hold.
+        let clocks: Vec<f64> = {
+            use prometheus::core::Collector;
+            running
+                .shared
+                .metrics
+                .partition_event_time
+                .collect()
+                .iter()
+                .flat_map(|f| f.get_metric().iter().map(|m| m.get_gauge().get_value()))
+                .collect()
+        };
+        let wm = s.watermark as f64 / 1000.0;
+        let spread = |f: fn(f64, f64) -> f64, init: f64| clocks.iter().copied().fold(init, f);
+        let span = if clocks.is_empty() {
+            "-".to_string()
+        } else {
+            format!(
+                "{:+.1}..{:+.1}",
+                (spread(f64::min, f64::MAX) - wm) / 86_400.0,
+                (spread(f64::max, f64::MIN) - wm) / 86_400.0
+            )
+        };
         println!(
-            "  {:>5.0} {:>10} {:>10} {:>8} {:>9} {:>10} {:>10} {:>9} {:>9}",
+            "  {:>5.0} {:>10} {:>10} {:>8} {:>8} {:>7} {:>9} {:>10} {:>10} {:>9} {:>9} {:>6} {:>11} {:>10}",
             started.elapsed().as_secs_f64(),
             produced.load(Ordering::Relaxed),
             s.records_applied,
             r,
+            (LIVE.load(Ordering::Relaxed) - SIM_LIVE.load(Ordering::Relaxed)) >> 20,
+            SIM_LIVE.load(Ordering::Relaxed) >> 20,
             s.buffered_events,
             s.open_po_lines,
             s.in_flight_shipments,
             s.inventory_positions,
-            s.window_records
+            s.window_records,
+            running.shared.metrics.paused_partitions.get(),
+            span,
+            queue.load(Ordering::Relaxed)
         );
     }
     stop.store(true, Ordering::Relaxed);
     let _ = feeder.join();
     running.shutdown().await;
+    COUNTING.store(false, Ordering::SeqCst);
     let third = rss.get(rss.len() / 3).copied().unwrap_or(0);
     let last = rss.last().copied().unwrap_or(0);
     println!(

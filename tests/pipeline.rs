@@ -599,3 +599,86 @@ async fn a_topic_far_ahead_in_event_time_is_paused_until_the_others_catch_up() {
     assert_eq!(paused(&m), Some(0.0), "still paused after catching up");
     running.shutdown().await;
 }
+
+/// Alignment while reading a backlog: with a message always ready, the ingest loop used to
+/// serve only its receive branch, so the tick that pauses partitions never ran. A partition
+/// paused before stayed paused (the watermark stalled) and the others were read on into the
+/// event buffer: the soak's memory grew by gigabytes. Here both topics wait in Kafka before
+/// chainwatch starts, logistics five days ahead of ERP: logistics must be paused while ERP
+/// catches up, so the buffer never holds the five days of logistics events in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alignment_holds_while_a_backlog_is_read() {
+    const MIN_MS: i64 = 60_000;
+    let broker = Tansu::start();
+    let mut config = test_config(&broker.brokers, "backlog");
+    config.max_drift = std::time::Duration::from_secs(86_400);
+    // Small micro-batches: ingest reads ahead by a few of them only, as with a real backlog
+    // much larger than a batch.
+    config.batch.max_rows = 20;
+    let p = producer(&broker.brokers);
+    // One event every 10 minutes: ERP over days 0..10, logistics over days 5..10 (720).
+    let beats = |prefix: &str, from_day: i64| -> Vec<(&'static str, Option<Vec<u8>>)> {
+        (0..(10 - from_day) * 144)
+            .map(|i| {
+                let hb = heartbeat(
+                    &format!("{prefix}{i}"),
+                    T0 + from_day * DAY_MS + i * 10 * MIN_MS,
+                );
+                ("k", Some(hb.to_string().into_bytes()))
+            })
+            .collect()
+    };
+    let erp = beats("e", 0);
+    let logistics = beats("l", 5);
+    let total = (erp.len() + logistics.len()) as u64;
+    // tansu does not create topics on produce; chainwatch would, at start.
+    chainwatch::ingest::kafka::ensure_topics(&config.kafka, &broker.brokers)
+        .await
+        .expect("topics created");
+    produce_keyed(&p, "backlog.logistics", &logistics).await;
+    produce_keyed(&p, "backlog.erp", &erp).await;
+
+    let running = start(config).await;
+    let base = format!("http://{}", running.http_addr);
+    let mut max_buffered = 0.0f64;
+    let mut max_paused = 0.0f64;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let m = get_text(&base, "/metrics").await;
+        max_buffered =
+            max_buffered.max(sample(&m, "chainwatch_state_buffered_events", &[]).unwrap_or(0.0));
+        max_paused =
+            max_paused.max(sample(&m, "chainwatch_ingest_paused_partitions", &[]).unwrap_or(0.0));
+        let s = get_json(&base, "/api/status").await;
+        // All read; the last step stays open (nothing after it), so not all are applied.
+        if s["lag"].as_i64() == Some(0) && s["records_applied"].as_u64().unwrap_or(0) > total - 20 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "backlog not read within 120 s: {s:#}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let s = get_json(&base, "/api/status").await;
+    let m = get_text(&base, "/metrics").await;
+    running.shutdown().await;
+    eprintln!("backlog: buffer up to {max_buffered} events, up to {max_paused} paused");
+    assert!(
+        max_paused >= 1.0,
+        "logistics was never paused while five days ahead"
+    );
+    assert_eq!(
+        sample(&m, "chainwatch_ingest_paused_partitions", &[]),
+        Some(0.0),
+        "still paused after the backlog was read"
+    );
+    assert_eq!(s["records_dead_lettered"].as_u64(), Some(0), "{s:#}");
+    assert_eq!(s["duplicates"].as_u64(), Some(0), "{s:#}");
+    // Logistics may be read whole before the first tick pauses it (720 events); what must not
+    // happen is ERP's backlog piling up behind a watermark that stopped (1,453 before the fix).
+    assert!(
+        max_buffered < 1000.0,
+        "the buffer reached {max_buffered} events: the watermark stalled while the backlog was read"
+    );
+}

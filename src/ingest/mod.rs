@@ -8,8 +8,10 @@
 //! dead-letter topic, with their reason, before their batch is passed on, so an offset is
 //! never committed for a message that is neither applied nor dead-lettered.
 //!
-//! The loop is one `select!` over receive, a linger timer and shutdown: a micro-batch is
-//! flushed at `batch.max_rows` messages or `batch.linger` after its first message.
+//! The loop is one `select!` over shutdown, a linger tick and receive: a micro-batch is
+//! flushed at `batch.max_rows` messages or at the next tick (at most `batch.linger` after its
+//! first message). The tick comes before receive, so a backlog cannot starve it: it also
+//! detects idle partitions and pauses partitions too far ahead (watermark alignment).
 
 pub mod decode;
 pub mod kafka;
@@ -124,7 +126,6 @@ impl Ingest {
         let mut topics: Vec<Arc<str>> = Vec::new();
         let mut ticker = tokio::time::interval(self.batch.linger.max(Duration::from_millis(1)));
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut first_at: Option<Instant> = None;
         let mut feeds = self.feeds.borrow_and_update().clone();
         let mut tallies: BTreeMap<String, FeedTally> = BTreeMap::new();
         let mut last_checkpoint = Instant::now();
@@ -146,6 +147,56 @@ impl Ingest {
                     // A changed mapping needs no rebalance; a changed topic list does.
                     if feeds.topics().join(",") != before {
                         self.subscribe(&feeds);
+                    }
+                }
+                // Before receive: with `biased`, a consumer that always has a message ready
+                // (a backlog) would otherwise starve the tick, and with it watermark alignment:
+                // partitions paused earlier were never resumed and the watermark stalled while
+                // the others were read on into the buffer (the soak's growing memory).
+                _ = ticker.tick() => {
+                    self.publish_clocks();
+                    // What is pending goes now (it waited at most one linger): nothing read is
+                    // then unseen by the watermark when the idle check below runs.
+                    if !pending.is_empty() {
+                        let cut = self.checkpoint_due(&mut last_checkpoint, false);
+                        let cutting = cut.is_some();
+                        if !self.flush(&decoder, &mut pending, &mut buf, &mut tallies, cut, &out, &shutdown).await {
+                            break;
+                        }
+                        if cutting {
+                            last_cut = Some((self.consumed_offsets(), self.watermark.save()));
+                        }
+                    }
+                    // Idle partitions caught up: the watermark moves without new events. On
+                    // every tick, a backlog too: an empty partition not yet seen caught up
+                    // holds the watermark until this runs.
+                    let moved = self.refresh_assignment();
+                    self.align();
+                    // Nothing pending: the cut is at everything consumed. Only when
+                    // something changed since the last one (an idle service writes none).
+                    let cut = self
+                        .checkpoint_due(&mut last_checkpoint, false)
+                        .map(|mut r| {
+                            r.offsets = self.consumed_offsets();
+                            r
+                        })
+                        .filter(|r| {
+                            last_cut.as_ref() != Some(&(r.offsets.clone(), r.watermark.clone()))
+                        });
+                    if let Some(r) = &cut {
+                        last_cut = Some((r.offsets.clone(), r.watermark.clone()));
+                    }
+                    if moved || cut.is_some() {
+                        let idle = Batch {
+                            events: None,
+                            offsets: BTreeMap::new(),
+                            watermark: self.watermark.current(),
+                            feeds: Vec::new(),
+                            checkpoint: cut,
+                        };
+                        if out.send(idle).await.is_err() {
+                            break;
+                        }
                     }
                 }
                 msg = self.consumer.recv() => match msg {
@@ -184,7 +235,6 @@ impl Ingest {
                                 });
                             }
                         }
-                        first_at.get_or_insert_with(Instant::now);
                         if pending.len() >= self.batch.max_rows {
                             let cut = self.checkpoint_due(&mut last_checkpoint, false);
                             let cutting = cut.is_some();
@@ -194,7 +244,6 @@ impl Ingest {
                             if cutting {
                                 last_cut = Some((self.consumed_offsets(), self.watermark.save()));
                             }
-                            first_at = None;
                         }
                     }
                     Err(e) => {
@@ -203,50 +252,6 @@ impl Ingest {
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                 },
-                _ = ticker.tick() => {
-                    self.publish_clocks();
-                    self.align();
-                    if first_at.is_some_and(|t| t.elapsed() >= self.batch.linger) {
-                        let cut = self.checkpoint_due(&mut last_checkpoint, false);
-                        let cutting = cut.is_some();
-                        if !self.flush(&decoder, &mut pending, &mut buf, &mut tallies, cut, &out, &shutdown).await {
-                            break;
-                        }
-                        if cutting {
-                            last_cut = Some((self.consumed_offsets(), self.watermark.save()));
-                        }
-                        first_at = None;
-                    } else if pending.is_empty() {
-                        // Idle partitions caught up: the watermark moves without new events.
-                        let moved = self.refresh_assignment();
-                        // Nothing pending: the cut is at everything consumed. Only when
-                        // something changed since the last one (an idle service writes none).
-                        let cut = self
-                            .checkpoint_due(&mut last_checkpoint, false)
-                            .map(|mut r| {
-                                r.offsets = self.consumed_offsets();
-                                r
-                            })
-                            .filter(|r| {
-                                last_cut.as_ref() != Some(&(r.offsets.clone(), r.watermark.clone()))
-                            });
-                        if let Some(r) = &cut {
-                            last_cut = Some((r.offsets.clone(), r.watermark.clone()));
-                        }
-                        if moved || cut.is_some() {
-                            let idle = Batch {
-                                events: None,
-                                offsets: BTreeMap::new(),
-                                watermark: self.watermark.current(),
-                                feeds: Vec::new(),
-                                checkpoint: cut,
-                            };
-                            if out.send(idle).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
             }
         }
         // The last batch carries the shutdown checkpoint (even with nothing pending).
