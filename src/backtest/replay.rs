@@ -254,7 +254,9 @@ impl<'a> Replay<'a> {
     /// Ends the replay: open late lines become breaches, episodes stay open where they are.
     pub fn finish(self, schedule: Schedule) -> ReplayOutcome {
         let end = self.now.unwrap_or(schedule.end);
-        let breaches = self.breaches.finish(self.state.lines.iter(), end);
+        let breaches = self
+            .breaches
+            .finish(self.state.lines.iter().map(|(k, l)| (k, &**l)), end);
         let mut episodes = self.episodes;
         episodes.extend(self.tracker.open().map(|(s, e)| (s, e.clone())));
         episodes.sort_by_key(|(s, _)| *s);

@@ -387,6 +387,7 @@ pub async fn start_on(
             "Restored from checkpoint."
         );
         state = cp.state;
+        state.share_names();
         state.set_retention(config.retention);
         restored = Restored {
             engine: Some(cp.engine),

@@ -15,8 +15,9 @@ pub mod buffer;
 pub mod checkpoint;
 pub mod tables;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -60,9 +61,9 @@ pub type LineKey = (String, i64);
 /// An open purchase-order line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PurchaseLine {
-    pub supplier: String,
-    pub part: String,
-    pub site: String,
+    pub supplier: Arc<str>,
+    pub part: Arc<str>,
+    pub site: Arc<str>,
     pub quantity: f64,
     pub received_quantity: f64,
     pub unit_price: f64,
@@ -87,9 +88,9 @@ pub struct PurchaseLine {
 pub struct Delivery {
     pub po: String,
     pub line: i64,
-    pub supplier: String,
-    pub part: String,
-    pub site: String,
+    pub supplier: Arc<str>,
+    pub part: Arc<str>,
+    pub site: Arc<str>,
     pub quantity: f64,
     pub received_quantity: f64,
     pub unit_price: f64,
@@ -105,9 +106,9 @@ pub struct Reschedule {
     pub event_time: i64,
     pub po: String,
     pub line: i64,
-    pub supplier: String,
-    pub part: String,
-    pub status: String,
+    pub supplier: Arc<str>,
+    pub part: Arc<str>,
+    pub status: Arc<str>,
     pub previous_promised_date: Option<i32>,
     pub promised_date: Option<i32>,
 }
@@ -198,7 +199,9 @@ pub struct FeedTally {
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct State {
     retention: Retention,
-    pub(crate) lines: IndexMap<LineKey, PurchaseLine>,
+    /// Boxed: the map's entry array grows ahead of its length (up to 1.8x at 1M lines), and
+    /// that slack then costs a pointer per line instead of a whole line.
+    pub(crate) lines: IndexMap<LineKey, Box<PurchaseLine>>,
     pub(crate) deliveries: VecDeque<Delivery>,
     pub(crate) reschedules: VecDeque<Reschedule>,
     pub(crate) shipments: IndexMap<String, Shipment>,
@@ -212,11 +215,52 @@ pub struct State {
     /// Event ids seen within the de-duplication retention, as 128-bit hashes (a fixed 16
     /// bytes however long the id; a collision within the retention is not a practical risk),
     /// with the event time they were seen at.
+    /// An id counts as seen while its time is within the retention of the watermark; ids
+    /// past it are swept out in bulk now and then (a queue of ids in time order cost 32 bytes
+    /// per event more).
     seen: HashMap<u128, i64, BuildHasherDefault<PreHashed>>,
-    seen_order: VecDeque<(i64, u128)>,
+    /// Always empty: kept so the checkpoint format (positional) stays the same. A checkpoint
+    /// of an older version fills it; it is cleared on the first step.
+    legacy_seen_order: VecDeque<(i64, u128)>,
+    /// The watermark at the last sweep of `seen`.
+    #[serde(skip)]
+    seen_swept: i64,
     watermark: i64,
     /// Events applied since start (duplicates excluded).
     applied: u64,
+    /// Supplier, part, site and status names, each held once however many records name it.
+    #[serde(skip)]
+    names: Names,
+}
+
+/// An interner for the names records repeat: a line holds a pointer to a shared name
+/// instead of its own copy.
+#[derive(Debug, Default, Clone)]
+struct Names {
+    set: HashSet<Arc<str>>,
+    /// Size after the last sweep: the next one runs when the set has doubled.
+    swept: usize,
+}
+
+impl Names {
+    /// The shared copy of `name`.
+    fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(a) = self.set.get(name) {
+            return a.clone();
+        }
+        let a: Arc<str> = Arc::from(name);
+        self.set.insert(a.clone());
+        a
+    }
+
+    /// Drop the names no record holds any more (only once the set doubled: amortised, and a
+    /// flood of one-off ids cannot grow it for ever).
+    fn sweep(&mut self) {
+        if self.set.len() > 2 * self.swept + 1024 {
+            self.set.retain(|a| Arc::strong_count(a) > 1);
+            self.swept = self.set.len();
+        }
+    }
 }
 
 /// The de-duplication key of an event id.
@@ -401,7 +445,8 @@ impl State {
         for i in 0..batch.num_rows() {
             let t = c.event_time.value(i);
             let id = event_id_hash(c.event_id.value(i));
-            if self.seen.contains_key(&id) {
+            let horizon = self.watermark.saturating_sub(self.retention.dedup_ms);
+            if self.seen.get(&id).is_some_and(|at| *at >= horizon) {
                 stats.duplicates += 1;
                 continue;
             }
@@ -409,7 +454,6 @@ impl State {
                 continue; // validated upstream; unreachable for decoder output
             };
             self.seen.insert(id, t);
-            self.seen_order.push_back((t, id));
             // A supplier feed's events carry the feed's name as their source: its activity
             // in event time, counted as the events are applied.
             if let Some(a) = self.feeds.get_mut(c.source.value(i)) {
@@ -434,29 +478,31 @@ impl State {
             EventKind::PoLineCreated | EventKind::PoLineChanged => {
                 let promised = c.promised_date.value(i);
                 let entry = self.lines.entry(key());
-                let line = entry.or_insert_with(|| PurchaseLine {
-                    supplier: String::new(),
-                    part: String::new(),
-                    site: String::new(),
-                    quantity: 0.0,
-                    received_quantity: 0.0,
-                    unit_price: 0.0,
-                    order_date: 0,
-                    promised_date: promised,
-                    original_promised_date: promised,
-                    confirmed: false,
-                    backordered: false,
-                    reschedule_count: 0,
-                    shipment: None,
-                    created_at: t,
-                    delivered_at: None,
+                let line = entry.or_insert_with(|| {
+                    Box::new(PurchaseLine {
+                        supplier: Arc::from(""),
+                        part: Arc::from(""),
+                        site: Arc::from(""),
+                        quantity: 0.0,
+                        received_quantity: 0.0,
+                        unit_price: 0.0,
+                        order_date: 0,
+                        promised_date: promised,
+                        original_promised_date: promised,
+                        confirmed: false,
+                        backordered: false,
+                        reschedule_count: 0,
+                        shipment: None,
+                        created_at: t,
+                        delivered_at: None,
+                    })
                 });
                 if line.shipment.is_none() {
                     line.shipment = self.awaiting_line.remove(&key());
                 }
-                line.supplier = c.supplier.value(i).to_string();
-                line.part = c.part.value(i).to_string();
-                line.site = c.site.value(i).to_string();
+                line.supplier = self.names.get(c.supplier.value(i));
+                line.part = self.names.get(c.part.value(i));
+                line.site = self.names.get(c.site.value(i));
                 line.quantity = c.quantity.value(i);
                 line.unit_price = c.unit_price.value(i);
                 line.order_date = c.order_date.value(i);
@@ -493,7 +539,7 @@ impl State {
                     line: c.line.value(i),
                     supplier: line.supplier.clone(),
                     part: line.part.clone(),
-                    status: status.to_string(),
+                    status: self.names.get(status),
                     previous_promised_date: Some(previous),
                     promised_date: new_date,
                 });
@@ -693,17 +739,35 @@ impl State {
         while self.stops.front().is_some_and(|s| s.departed_at < horizon) {
             self.stops.pop_front();
         }
-        let dedup_horizon = watermark - self.retention.dedup_ms;
-        while let Some((t, _)) = self.seen_order.front() {
-            if *t >= dedup_horizon {
-                break;
-            }
-            if let Some((t, id)) = self.seen_order.pop_front() {
-                if self.seen.get(&id) == Some(&t) {
-                    self.seen.remove(&id);
-                }
-            }
+        self.names.sweep();
+        // Every quarter of the retention: ids are kept up to 1.25 times the retention.
+        if watermark.saturating_sub(self.seen_swept) >= self.retention.dedup_ms / 4 {
+            let dedup_horizon = watermark.saturating_sub(self.retention.dedup_ms);
+            self.seen.retain(|_, at| *at >= dedup_horizon);
+            self.seen_swept = watermark;
+            self.legacy_seen_order = VecDeque::new();
         }
+    }
+
+    /// Share the names of records decoded from a checkpoint (each holds its own copy then).
+    pub fn share_names(&mut self) {
+        let names = &mut self.names;
+        for l in self.lines.values_mut() {
+            l.supplier = names.get(&l.supplier);
+            l.part = names.get(&l.part);
+            l.site = names.get(&l.site);
+        }
+        for d in &mut self.deliveries {
+            d.supplier = names.get(&d.supplier);
+            d.part = names.get(&d.part);
+            d.site = names.get(&d.site);
+        }
+        for r in &mut self.reschedules {
+            r.supplier = names.get(&r.supplier);
+            r.part = names.get(&r.part);
+            r.status = names.get(&r.status);
+        }
+        names.swept = names.set.len();
     }
 
     /// An Arrow snapshot of the state for the indicator queries.

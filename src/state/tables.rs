@@ -228,9 +228,9 @@ pub(super) fn snapshot(s: &State) -> Tables {
         vec![
             strs(lines.iter().map(|(k, _)| k.0.as_str())),
             i64s(lines.iter().map(|(k, _)| k.1)),
-            strs(lines.iter().map(|(_, l)| l.supplier.as_str())),
-            strs(lines.iter().map(|(_, l)| l.part.as_str())),
-            strs(lines.iter().map(|(_, l)| l.site.as_str())),
+            strs(lines.iter().map(|(_, l)| &*l.supplier)),
+            strs(lines.iter().map(|(_, l)| &*l.part)),
+            strs(lines.iter().map(|(_, l)| &*l.site)),
             f64s(lines.iter().map(|(_, l)| l.quantity)),
             f64s(lines.iter().map(|(_, l)| l.received_quantity)),
             f64s(
@@ -257,9 +257,9 @@ pub(super) fn snapshot(s: &State) -> Tables {
         vec![
             strs(d.iter().map(|x| x.po.as_str())),
             i64s(d.iter().map(|x| x.line)),
-            strs(d.iter().map(|x| x.supplier.as_str())),
-            strs(d.iter().map(|x| x.part.as_str())),
-            strs(d.iter().map(|x| x.site.as_str())),
+            strs(d.iter().map(|x| &*x.supplier)),
+            strs(d.iter().map(|x| &*x.part)),
+            strs(d.iter().map(|x| &*x.site)),
             f64s(d.iter().map(|x| x.quantity)),
             f64s(d.iter().map(|x| x.received_quantity)),
             f64s(d.iter().map(|x| x.unit_price)),
@@ -277,9 +277,9 @@ pub(super) fn snapshot(s: &State) -> Tables {
             stamps(r.iter().map(|x| x.event_time)),
             strs(r.iter().map(|x| x.po.as_str())),
             i64s(r.iter().map(|x| x.line)),
-            strs(r.iter().map(|x| x.supplier.as_str())),
-            strs(r.iter().map(|x| x.part.as_str())),
-            strs(r.iter().map(|x| x.status.as_str())),
+            strs(r.iter().map(|x| &*x.supplier)),
+            strs(r.iter().map(|x| &*x.part)),
+            strs(r.iter().map(|x| &*x.status)),
             opt_dates(r.iter().map(|x| x.previous_promised_date)),
             opt_dates(r.iter().map(|x| x.promised_date)),
         ],
@@ -293,7 +293,7 @@ pub(super) fn snapshot(s: &State) -> Tables {
         3,
         vec![
             strs(sh.iter().map(|(k, _)| k.as_str())),
-            strs(sh.iter().map(|(_, x)| x.supplier.as_str())),
+            strs(sh.iter().map(|(_, x)| &*x.supplier)),
             strs(sh.iter().map(|(_, x)| x.origin.as_str())),
             strs(sh.iter().map(|(_, x)| x.destination.as_str())),
             strs(lanes.iter().map(String::as_str)),
@@ -303,7 +303,7 @@ pub(super) fn snapshot(s: &State) -> Tables {
             stamps(sh.iter().map(|(_, x)| x.eta)),
             stamps(sh.iter().map(|(_, x)| x.first_eta)),
             i64s(sh.iter().map(|(_, x)| x.eta_updates)),
-            strs(sh.iter().map(|(_, x)| x.status.as_str())),
+            strs(sh.iter().map(|(_, x)| &*x.status)),
             strs(sh.iter().map(|(_, x)| x.location.as_str())),
             stamps(sh.iter().map(|(_, x)| x.last_event_at)),
             opt_stamps(sh.iter().map(|(_, x)| x.held_since)),
@@ -316,7 +316,7 @@ pub(super) fn snapshot(s: &State) -> Tables {
         .filter_map(|(id, x)| {
             x.open_stop
                 .as_ref()
-                .map(|(loc, at)| (id.as_str(), x.supplier.as_str(), loc.as_str(), *at))
+                .map(|(loc, at)| (id.as_str(), &*x.supplier, loc.as_str(), *at))
         })
         .collect();
     let st = &s.stops;
@@ -330,7 +330,7 @@ pub(super) fn snapshot(s: &State) -> Tables {
             ),
             strs(
                 st.iter()
-                    .map(|x| x.supplier.as_str())
+                    .map(|x| &*x.supplier)
                     .chain(open.iter().map(|o| o.1)),
             ),
             strs(
