@@ -212,12 +212,11 @@ pub struct State {
     awaiting_line: HashMap<LineKey, String>,
     /// What each supplier feed has sent (records, rejects, latest event time), by feed name.
     pub(crate) feeds: BTreeMap<String, FeedActivity>,
-    /// Event ids seen within the de-duplication retention, as 128-bit hashes (a fixed 16
-    /// bytes however long the id; a collision within the retention is not a practical risk),
-    /// with the event time they were seen at.
-    /// An id counts as seen while its time is within the retention of the watermark; ids
-    /// past it are swept out in bulk now and then (a queue of ids in time order cost 32 bytes
-    /// per event more).
+    /// Event ids seen, as 128-bit hashes (a fixed 16 bytes however long the id; a collision
+    /// within the retention is not a practical risk), with the event time they were seen at.
+    /// An id counts as seen while its time is within the de-duplication retention of the
+    /// watermark; older ones are swept out in bulk (a queue of ids in time order to expire
+    /// them one by one cost 32 bytes per event more).
     seen: HashMap<u128, i64, BuildHasherDefault<PreHashed>>,
     /// Always empty: kept so the checkpoint format (positional) stays the same. A checkpoint
     /// of an older version fills it; it is cleared on the first step.
