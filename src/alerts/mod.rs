@@ -26,11 +26,13 @@ pub use alternates::{describe_alternates, PartAlternates};
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
+use std::hash::{Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Empirical};
 use statrs::statistics::Statistics;
 
+use crate::indicators::RowRef;
 use crate::network::Network;
 use crate::rules::template::{self, Templates};
 use crate::rules::{AlertRule, Baseline, BaselineMethod, Op, RuleSet, Thresholds};
@@ -47,7 +49,7 @@ pub struct Sample<'a> {
     /// The rule's value column; `None` (SQL NULL) never meets a threshold.
     pub value: Option<f64>,
     /// Every column of the row, for annotation templates (`row.open_late_lines`).
-    pub row: &'a BTreeMap<String, serde_json::Value>,
+    pub row: RowRef<'a>,
 }
 
 /// Alert severity, the `severity` label.
@@ -160,6 +162,10 @@ pub enum AlertError {
 struct Entry {
     alert: Alert,
     last_true: i64,
+    /// What the annotations were rendered from (see [`render_key`]): unchanged inputs are
+    /// not rendered again. Not saved: a restored alert renders on its first evaluation.
+    #[serde(skip)]
+    rendered: Option<u64>,
 }
 
 impl Entry {
@@ -181,6 +187,7 @@ impl Entry {
                 alternates: Vec::new(),
             },
             last_true: now_ms,
+            rendered: None,
         }
     }
 }
@@ -399,6 +406,13 @@ impl AlertEngine {
                 rule: rule.to_string(),
             });
         };
+        // The templates and the network every rendering of this rule depends on.
+        let rendering = {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            rule.annotations.hash(&mut h);
+            network.as_ref().map(std::sync::Arc::as_ptr).hash(&mut h);
+            h.finish()
+        };
         let alerts = active.entry(rule.name.clone()).or_default();
         // Building an identity (a label map) for every row is most of the cost on a large
         // state, and most rows neither meet a threshold nor have an alert. Such a row changes
@@ -496,16 +510,24 @@ impl AlertEngine {
                 alert.state = AlertState::Firing;
                 alert.fired_at = Some(now_ms);
             }
-            if let Some(net) = network.as_deref() {
-                alert.alternates = part_alternates(net, sample.labels, sample.row);
-            }
-            let ctx = context(rule, alert, sample.row, &thresholds, baseline.as_ref());
-            alert.annotations = templates.render(rule, &ctx);
-            if !alert.alternates.is_empty() && !rule.annotations.contains_key("alternates") {
-                alert.annotations.insert(
-                    "alternates".to_string(),
-                    describe_alternates(&alert.alternates),
-                );
+            // Rendering is most of the cost of an alert that stays active: only when what the
+            // templates see changed.
+            let row = sample.row.json();
+            let key = render_key(rendering, alert, &thresholds, baseline.as_ref(), &row);
+            if entry.rendered != Some(key) {
+                let alert = &mut entry.alert;
+                if let Some(net) = network.as_deref() {
+                    alert.alternates = part_alternates(net, sample.labels, &row);
+                }
+                let ctx = context(rule, alert, &row, &thresholds, baseline.as_ref());
+                alert.annotations = templates.render(rule, &ctx);
+                if !alert.alternates.is_empty() && !rule.annotations.contains_key("alternates") {
+                    alert.annotations.insert(
+                        "alternates".to_string(),
+                        describe_alternates(&alert.alternates),
+                    );
+                }
+                entry.rendered = Some(key);
             }
             handled.insert(id);
         }
@@ -602,7 +624,6 @@ fn identity(rule: &AlertRule, sample_labels: &BTreeMap<String, String>) -> Ident
 
 /// A hash of the labels [`identity`] takes from a row: equal identities hash equally.
 fn identity_hash(rule: &AlertRule, labels: &BTreeMap<String, String>) -> u64 {
-    use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for (k, v) in labels {
         let fixed = matches!(k.as_str(), "alertname" | "reason_code" | "severity")
@@ -626,6 +647,50 @@ fn format_labels(labels: &BTreeMap<String, String>) -> String {
 
 fn millis(duration: std::time::Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A hash of everything [`context`] and the alternates are made of: equal keys render equal
+/// annotations. `rendering` covers the rule's templates and the network.
+fn render_key(
+    rendering: u64,
+    alert: &Alert,
+    thresholds: &Thresholds,
+    baseline: Option<&BaselineScore>,
+    row: &BTreeMap<String, serde_json::Value>,
+) -> u64 {
+    /// Feeds serialized bytes to a hasher.
+    struct HashWriter<'a>(&'a mut std::collections::hash_map::DefaultHasher);
+    impl std::io::Write for HashWriter<'_> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.write(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    rendering.hash(&mut h);
+    alert.labels.hash(&mut h);
+    alert.severity.hash(&mut h);
+    alert.active_at.hash(&mut h);
+    for x in [alert.value, alert.threshold] {
+        x.to_bits().hash(&mut h);
+    }
+    for x in [thresholds.warning, thresholds.critical, thresholds.clear] {
+        x.map(f64::to_bits).hash(&mut h);
+    }
+    if let Some(b) = baseline {
+        b.method.hash(&mut h);
+        b.samples.hash(&mut h);
+        for x in [b.raw, b.mean, b.stddev] {
+            x.to_bits().hash(&mut h);
+        }
+        b.score.map(f64::to_bits).hash(&mut h);
+    }
+    // Writing to a hasher cannot fail; a failure would only cost a render.
+    let _ = serde_json::to_writer(HashWriter(&mut h), row);
+    h.finish()
 }
 
 /// What annotation templates see.
@@ -712,10 +777,10 @@ mod tests {
                 supplier.to_string(),
             )]))),
             value,
-            row: Box::leak(Box::new(BTreeMap::from([(
+            row: RowRef::Json(Box::leak(Box::new(BTreeMap::from([(
                 "open_late_lines".to_string(),
                 serde_json::json!(7),
-            )]))),
+            )])))),
         }
     }
 
@@ -956,6 +1021,32 @@ mod tests {
     }
 
     #[test]
+    fn annotations_follow_every_input_though_unchanged_ones_are_not_rendered_again() {
+        let mut r = rule("Late", 0, 0);
+        r.annotations = BTreeMap::from([(
+            "summary".to_string(),
+            "{{ value | percent }}, {{ row.open_late_lines }} late".to_string(),
+        )]);
+        let mut e = AlertEngine::new(&set(vec![r]));
+        let summary = |e: &AlertEngine| e.alerts()[0].annotations["summary"].clone();
+        let row = |n: i64| BTreeMap::from([("open_late_lines".to_string(), serde_json::json!(n))]);
+        let (seven, eight) = (row(7), row(8));
+        let at = |value: f64, row: &BTreeMap<String, serde_json::Value>| Sample {
+            row: RowRef::Json(Box::leak(Box::new(row.clone()))),
+            ..sample("S1", Some(value))
+        };
+        e.evaluate("Late", &[at(0.8, &seven)], 0).unwrap();
+        assert_eq!(summary(&e), "80%, 7 late");
+        e.evaluate("Late", &[at(0.8, &seven)], MIN).unwrap();
+        assert_eq!(summary(&e), "80%, 7 late");
+        // Only a column the value does not show changed: rendered again.
+        e.evaluate("Late", &[at(0.8, &eight)], 2 * MIN).unwrap();
+        assert_eq!(summary(&e), "80%, 8 late");
+        e.evaluate("Late", &[at(0.7, &eight)], 3 * MIN).unwrap();
+        assert_eq!(summary(&e), "70%, 8 late");
+    }
+
+    #[test]
     fn annotations_render_value_threshold_row_and_labels() {
         let mut r = rule("Late", 0, 0);
         r.annotations = BTreeMap::from([
@@ -964,9 +1055,9 @@ mod tests {
         ]);
         let mut e = AlertEngine::new(&set(vec![r]));
         let mut s = sample("S1", Some(0.7312));
-        let mut row = s.row.clone();
+        let mut row = s.row.json().into_owned();
         row.insert("lead_days".to_string(), serde_json::json!(3.24));
-        s.row = &row;
+        s.row = RowRef::Json(&row);
         e.evaluate("Late", &[s], 1_709_272_800_000).unwrap();
         let a = &e.alerts()[0];
         assert_eq!(

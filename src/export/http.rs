@@ -185,14 +185,23 @@ async fn network(State(s): State<Arc<Shared>>) -> Json<Value> {
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {
     let eval = s.evaluation();
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        s.metrics.render(&eval.families),
-    )
-        .into_response()
+    // The first scrape of an evaluation builds its series: off the runtime, as a large state
+    // has hundreds of thousands of them.
+    let page = tokio::task::spawn_blocking(move || s.metrics.render(eval.families())).await;
+    match page {
+        Ok(page) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            page,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "Rendering /metrics failed.");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 async fn healthz() -> &'static str {

@@ -592,6 +592,27 @@ pub fn indicator_families(
     (out, capped)
 }
 
+/// Rows [`indicator_families`] leaves out, per indicator (without building the series).
+pub fn capped_rows(results: &[IndicatorResult], max_rows: usize) -> BTreeMap<String, usize> {
+    results
+        .iter()
+        .map(|r| (r.name.clone(), r.rows.len().saturating_sub(max_rows)))
+        .collect()
+}
+
+/// Alerts [`alert_families`] leaves out, per rule with any left out.
+pub fn capped_alerts(alerts: &[Alert], max_per_rule: usize) -> BTreeMap<String, usize> {
+    let mut active: BTreeMap<&str, usize> = BTreeMap::new();
+    for a in alerts.iter().filter(|a| a.state != AlertState::Resolved) {
+        *active.entry(a.rule.as_str()).or_default() += 1;
+    }
+    active
+        .into_iter()
+        .filter(|(_, n)| *n > max_per_rule)
+        .map(|(rule, n)| (rule.to_string(), n - max_per_rule))
+        .collect()
+}
+
 /// The rows to export: all when within `max_rows`, else alerted rows first, then label order.
 fn kept_rows<'a>(
     r: &'a IndicatorResult,
@@ -791,9 +812,11 @@ mod tests {
                 .map(|i| IndicatorRow {
                     labels: BTreeMap::from([("supplier".to_string(), format!("S{i:05}"))]),
                     values: BTreeMap::from([("open_lines".to_string(), Some(i as f64))]),
-                    row: BTreeMap::new(),
                 })
                 .collect(),
+            batch: arrow::record_batch::RecordBatch::new_empty(std::sync::Arc::new(
+                arrow::datatypes::Schema::empty(),
+            )),
         }
     }
 

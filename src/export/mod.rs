@@ -8,12 +8,13 @@ pub mod http;
 pub mod metrics;
 
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use prometheus::proto::MetricFamily;
 use serde::Serialize;
 
 use crate::alerts::Alert;
+use crate::indicators::IndicatorResult;
 use crate::reload::{ReloadOutcome, Trigger};
 use crate::rules::RuleSet;
 use metrics::Metrics;
@@ -30,10 +31,52 @@ pub struct Evaluation {
     /// Wall-clock time the evaluation finished (ms).
     pub finished_at: i64,
     pub alerts: Vec<Alert>,
-    /// Indicator and alert metric families for `/metrics`.
-    pub families: Vec<MetricFamily>,
+    /// The indicator rows, for `/metrics`.
+    pub results: Vec<IndicatorResult>,
+    /// Indicator rows and alert series exported per indicator and per rule.
+    pub max_exported_rows: usize,
     /// Indicators that failed in this evaluation, with their errors.
     pub errors: Vec<String>,
+    /// The series for `/metrics`, built by the first scrape that wants them: a catch-up runs
+    /// many evaluations between two scrapes, and building the series of each cost as much as
+    /// its queries.
+    families: OnceLock<Vec<MetricFamily>>,
+}
+
+impl Evaluation {
+    /// An evaluation's outcome; its series are built when first asked for.
+    pub fn new(
+        number: u64,
+        watermark: i64,
+        records_applied: u64,
+        alerts: Vec<Alert>,
+        results: Vec<IndicatorResult>,
+        max_exported_rows: usize,
+        errors: Vec<String>,
+    ) -> Self {
+        Evaluation {
+            number,
+            watermark,
+            records_applied,
+            finished_at: chrono::Utc::now().timestamp_millis(),
+            alerts,
+            results,
+            max_exported_rows,
+            errors,
+            families: OnceLock::new(),
+        }
+    }
+
+    /// Indicator and alert metric families for `/metrics` (capped, see
+    /// [`metrics::indicator_families`] and [`metrics::alert_families`]).
+    pub fn families(&self) -> &[MetricFamily] {
+        self.families.get_or_init(|| {
+            let max = self.max_exported_rows;
+            let (mut families, _) = metrics::indicator_families(&self.results, &self.alerts, max);
+            families.extend(metrics::alert_families(&self.alerts, max).0);
+            families
+        })
+    }
 }
 
 /// Consumer position of one partition.

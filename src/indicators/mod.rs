@@ -134,8 +134,37 @@ pub struct IndicatorRow {
     pub labels: BTreeMap<String, String>,
     /// Numeric columns as f64, by name (null becomes None).
     pub values: BTreeMap<String, Option<f64>>,
-    /// Every column as JSON, for alert templates.
-    pub row: BTreeMap<String, serde_json::Value>,
+}
+
+/// Every column of one indicator row as JSON, for alert templates. Built only for the rows a
+/// template reads (the alerts), not for every row of every evaluation.
+#[derive(Debug, Clone, Copy)]
+pub enum RowRef<'a> {
+    /// Row `index` of an indicator's result batch.
+    Batch(&'a RecordBatch, usize),
+    /// A row given as JSON already (tests, tools).
+    Json(&'a BTreeMap<String, serde_json::Value>),
+}
+
+impl RowRef<'_> {
+    /// The row's columns by name: labels as strings (null becomes ""), numbers as JSON numbers
+    /// (null or not finite becomes null), anything else as its display text.
+    pub fn json(&self) -> std::borrow::Cow<'_, BTreeMap<String, serde_json::Value>> {
+        match *self {
+            RowRef::Json(map) => std::borrow::Cow::Borrowed(map),
+            RowRef::Batch(batch, index) => std::borrow::Cow::Owned(row_json(batch, index)),
+        }
+    }
+}
+
+impl PartialEq for RowRef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (RowRef::Batch(a, i), RowRef::Batch(b, j)) => std::ptr::eq(*a, *b) && i == j,
+            (RowRef::Json(a), RowRef::Json(b)) => a == b,
+            _ => false,
+        }
+    }
 }
 
 /// The result of one indicator in one evaluation.
@@ -143,6 +172,15 @@ pub struct IndicatorRow {
 pub struct IndicatorResult {
     pub name: String,
     pub rows: Vec<IndicatorRow>,
+    /// The result batch the rows were read from (row `i` is `rows[i]`).
+    pub batch: RecordBatch,
+}
+
+impl IndicatorResult {
+    /// Row `index` with every column, for templates.
+    pub fn row(&self, index: usize) -> RowRef<'_> {
+        RowRef::Batch(&self.batch, index)
+    }
 }
 
 /// The registered state tables, by name.
@@ -404,6 +442,7 @@ async fn run(
     })?;
     Ok(IndicatorResult {
         rows: rows_of(&batch),
+        batch,
         name,
     })
 }
@@ -489,7 +528,7 @@ async fn plan(
     Ok((output, IndicatorSchema { labels, values }, optimized))
 }
 
-/// Turn a result batch into rows: labels, numeric values and a JSON view of every column.
+/// Turn a result batch into rows: labels and numeric values.
 pub fn rows_of(batch: &RecordBatch) -> Vec<IndicatorRow> {
     let n = batch.num_rows();
     let schema = batch.schema();
@@ -497,10 +536,8 @@ pub fn rows_of(batch: &RecordBatch) -> Vec<IndicatorRow> {
         .map(|_| IndicatorRow {
             labels: BTreeMap::new(),
             values: BTreeMap::new(),
-            row: BTreeMap::new(),
         })
         .collect();
-    let opts = FormatOptions::default().with_null("");
     for (i, field) in schema.fields().iter().enumerate() {
         let name = field.name();
         let column = batch.column(i);
@@ -516,7 +553,6 @@ pub fn rows_of(batch: &RecordBatch) -> Vec<IndicatorRow> {
                     ""
                 };
                 row.labels.insert(name.clone(), v.to_string());
-                row.row.insert(name.clone(), serde_json::Value::from(v));
             }
         } else if is_numeric(field.data_type()) {
             let Ok(floats) = cast(column, &DataType::Float64) else {
@@ -524,25 +560,55 @@ pub fn rows_of(batch: &RecordBatch) -> Vec<IndicatorRow> {
             };
             let floats = floats.as_primitive::<Float64Type>();
             for (r, row) in rows.iter_mut().enumerate() {
-                let v = floats.is_valid(r).then(|| floats.value(r));
-                row.values.insert(name.clone(), v);
-                let json = v
-                    .and_then(serde_json::Number::from_f64)
-                    .map_or(serde_json::Value::Null, serde_json::Value::Number);
-                row.row.insert(name.clone(), json);
-            }
-        } else if let Ok(fmt) = ArrayFormatter::try_new(column.as_ref(), &opts) {
-            for (r, row) in rows.iter_mut().enumerate() {
-                let v = if column.is_valid(r) {
-                    serde_json::Value::from(fmt.value(r).to_string())
-                } else {
-                    serde_json::Value::Null
-                };
-                row.row.insert(name.clone(), v);
+                row.values
+                    .insert(name.clone(), floats.is_valid(r).then(|| floats.value(r)));
             }
         }
     }
     rows
+}
+
+/// Row `r` of `batch` with every column as JSON (see [`RowRef::json`]).
+pub fn row_json(batch: &RecordBatch, r: usize) -> BTreeMap<String, serde_json::Value> {
+    let mut row = BTreeMap::new();
+    if r >= batch.num_rows() {
+        return row;
+    }
+    let opts = FormatOptions::default().with_null("");
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        let column = column.slice(r, 1);
+        let json = if is_label(field.data_type()) {
+            let Ok(strings) = cast(&column, &DataType::Utf8) else {
+                continue;
+            };
+            let strings = strings.as_string::<i32>();
+            serde_json::Value::from(if strings.is_valid(0) {
+                strings.value(0)
+            } else {
+                ""
+            })
+        } else if is_numeric(field.data_type()) {
+            let Ok(floats) = cast(&column, &DataType::Float64) else {
+                continue;
+            };
+            let floats = floats.as_primitive::<Float64Type>();
+            floats
+                .is_valid(0)
+                .then(|| floats.value(0))
+                .and_then(serde_json::Number::from_f64)
+                .map_or(serde_json::Value::Null, serde_json::Value::Number)
+        } else if let Ok(fmt) = ArrayFormatter::try_new(column.as_ref(), &opts) {
+            if column.is_valid(0) {
+                serde_json::Value::from(fmt.value(0).to_string())
+            } else {
+                serde_json::Value::Null
+            }
+        } else {
+            continue;
+        };
+        row.insert(field.name().clone(), json);
+    }
+    row
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use super::RuleBook;
 use crate::alerts::history::{Tracker, Transition};
 use crate::alerts::{AlertEngine, AlertState, Sample};
 use crate::catalog::{self, Catalog};
-use crate::export::metrics::{alert_families, indicator_families};
+use crate::export::metrics::{capped_alerts, capped_rows};
 use crate::export::{Evaluation, Shared};
 use crate::indicators::IndicatorResult;
 use crate::ingest::store_offsets;
@@ -31,10 +31,11 @@ pub(crate) fn samples_for<'a>(result: &'a IndicatorResult, value: &str) -> Vec<S
     result
         .rows
         .iter()
-        .map(|r| Sample {
+        .enumerate()
+        .map(|(i, r)| Sample {
             labels: &r.labels,
             value: r.values.get(value).copied().flatten(),
-            row: &r.row,
+            row: result.row(i),
         })
         .collect()
 }
@@ -160,7 +161,7 @@ impl Evaluator {
             let now = tables.watermark;
             let Tick {
                 alerts,
-                families,
+                results,
                 errors,
                 capped_rows,
                 capped_alerts,
@@ -215,15 +216,15 @@ impl Evaluator {
                     .set(i64::try_from(n).unwrap_or(i64::MAX));
             }
             number += 1;
-            let evaluation = Evaluation {
+            let evaluation = Evaluation::new(
                 number,
-                watermark: now,
-                records_applied: tables.applied,
-                finished_at: chrono::Utc::now().timestamp_millis(),
+                now,
+                tables.applied,
                 alerts,
-                families,
+                results,
+                options.max_exported_rows,
                 errors,
-            };
+            );
             if let Ok(mut e) = shared.evaluation.write() {
                 *e = Arc::new(evaluation);
             }
@@ -252,8 +253,8 @@ impl Evaluator {
 pub struct Tick {
     /// Every alert the engine holds after the evaluation (pending, firing, resolved).
     pub alerts: Vec<crate::alerts::Alert>,
-    /// Indicator and alert series for `/metrics`.
-    pub families: Vec<prometheus::proto::MetricFamily>,
+    /// Every indicator's rows (the series for `/metrics` are built from them when scraped).
+    pub results: Vec<IndicatorResult>,
     /// Indicator and rule errors, as text.
     pub errors: Vec<String>,
     /// Indicator rows left off `/metrics` by the cap, by indicator.
@@ -264,8 +265,8 @@ pub struct Tick {
     pub failed: Vec<(String, &'static str)>,
 }
 
-/// One evaluation: every indicator of the book over `tables`, every rule over its indicator's
-/// rows, and the series for `/metrics`. The evaluator runs it once per step; `make bench`
+/// One evaluation: every indicator of the book over `tables` and every rule over its
+/// indicator's rows. The evaluator runs it once per step; `make bench`
 /// times it.
 pub async fn tick(
     book: &RuleBook,
@@ -308,12 +309,11 @@ pub async fn tick(
         }
     }
     let alerts = engine.alerts();
-    let (mut families, capped_rows) = indicator_families(&results, &alerts, max_exported_rows);
-    let (alert_series, capped_alerts) = alert_families(&alerts, max_exported_rows);
-    families.extend(alert_series);
+    let capped_rows = capped_rows(&results, max_exported_rows);
+    let capped_alerts = capped_alerts(&alerts, max_exported_rows);
     Tick {
         alerts,
-        families,
+        results,
         errors,
         capped_rows,
         capped_alerts,
