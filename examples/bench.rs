@@ -493,6 +493,8 @@ struct E2e {
     events: usize,
     chainwatch: f64,
     bare: f64,
+    /// Events applied when chainwatch stopped making progress short of all of them.
+    stalled: Option<(u64, usize)>,
 }
 
 /// A scaled simulator history (a realistic mix of all kinds) produced to tansu, then drained
@@ -576,24 +578,58 @@ async fn bench_end_to_end(suppliers: usize, days: i64) -> Option<E2e> {
     // The heartbeats' own step stays open: done when every other event is applied.
     let target = n - heartbeats;
     let running = pipeline::start(config).await.ok()?;
-    let deadline = Instant::now() + Duration::from_secs(900);
     let mut first: Option<Instant> = None;
-    loop {
+    // A run takes seconds: a minute without progress is a stall, reported as such.
+    let mut progress = (0, Instant::now());
+    let stalled = loop {
         let done = done_count(&running);
         if done > 0 {
             first.get_or_insert_with(Instant::now);
         }
-        if done as usize >= target || Instant::now() > deadline {
-            break;
+        if done as usize >= target {
+            break None;
+        }
+        if done != progress.0 {
+            progress = (done, Instant::now());
+        } else if progress.1.elapsed() > Duration::from_secs(60) {
+            break Some((done, target));
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    };
     let chainwatch = target as f64 / first?.elapsed().as_secs_f64().max(1e-9);
+    if stalled.is_some() {
+        let received: u64 = topics
+            .all()
+            .iter()
+            .map(|t| {
+                running
+                    .shared
+                    .metrics
+                    .messages
+                    .with_label_values(&[t])
+                    .get()
+            })
+            .sum();
+        let skipped: u64 = topics
+            .all()
+            .iter()
+            .map(|t| {
+                running
+                    .shared
+                    .metrics
+                    .skipped_offsets
+                    .with_label_values(&[t])
+                    .get()
+            })
+            .sum();
+        eprintln!("  (stalled: messages received {received} of {n}, offsets skipped {skipped})");
+    }
     running.shutdown().await;
     Some(E2e {
         events: n,
         chainwatch,
         bare,
+        stalled,
     })
 }
 
@@ -1099,6 +1135,12 @@ fn main() -> anyhow::Result<()> {
             "\nend to end from tansu (memory storage, 2 partitions per topic, broker on the same 2 cores)"
         );
         match rt.block_on(bench_end_to_end(suppliers, days)) {
+            Some(E2e {
+                stalled: Some((done, target)),
+                ..
+            }) => println!(
+                "  STALLED: chainwatch applied {done} of {target} events and made no progress for 60 s (no figure)"
+            ),
             Some(e) => println!(
                 "  {} events ({suppliers} tier-1 suppliers, {days} days): chainwatch {:>9.0} events/s   bare rdkafka consumer {:>9.0} msgs/s   ratio {:.2}   target >= 500,000/s: {}, ratio >= 0.5: {}",
                 e.events,

@@ -500,10 +500,14 @@ impl AlertEngine {
             alert.severity = severity;
             alert.threshold = threshold;
             alert.value = value;
-            alert.labels = id.clone();
-            alert
-                .labels
-                .insert("severity".to_string(), severity.as_str().to_string());
+            // The labels are the identity plus the severity: set when either is new (a clone
+            // of the label map per alert per evaluation otherwise).
+            if alert.labels.get("severity").map(String::as_str) != Some(severity.as_str()) {
+                alert.labels = id.clone();
+                alert
+                    .labels
+                    .insert("severity".to_string(), severity.as_str().to_string());
+            }
             if alert.state == AlertState::Pending
                 && now_ms.saturating_sub(alert.active_at) >= for_ms
             {

@@ -79,6 +79,10 @@ pub const SELF_METRICS: &[(&str, &str)] = &[
         "Payload bytes consumed, by topic.",
     ),
     (
+        "chainwatch_ingest_skipped_offsets_total",
+        "Offsets a partition's next message jumped over, by topic: expected with compacted or transactional topics, otherwise messages the broker or client never delivered.",
+    ),
+    (
         "chainwatch_ingest_rejected_total",
         "Messages rejected (dead-lettered), by reason.",
     ),
@@ -245,6 +249,7 @@ pub struct Metrics {
     pub registry: Registry,
     pub messages: IntCounterVec,
     pub bytes: IntCounterVec,
+    pub skipped_offsets: IntCounterVec,
     pub rejected: IntCounterVec,
     pub dead_letters: IntCounter,
     pub dead_letter_errors: IntCounter,
@@ -323,6 +328,10 @@ impl Metrics {
             )),
             bytes: reg!(IntCounterVec::new(
                 opts("chainwatch_ingest_bytes_total"),
+                &["topic"]
+            )),
+            skipped_offsets: reg!(IntCounterVec::new(
+                opts("chainwatch_ingest_skipped_offsets_total"),
                 &["topic"]
             )),
             rejected: reg!(IntCounterVec::new(
@@ -774,6 +783,7 @@ mod tests {
         let m = Metrics::new();
         m.messages.with_label_values(&["t"]).inc();
         m.bytes.with_label_values(&["t"]).inc();
+        m.skipped_offsets.with_label_values(&["t"]).inc();
         m.consumer_lag.with_label_values(&["t", "0"]).set(0);
         m.partition_event_time
             .with_label_values(&["t", "0"])

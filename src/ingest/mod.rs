@@ -132,6 +132,8 @@ impl Ingest {
         // Offsets and watermark of the last cut.
         let mut last_cut: Option<Cut> = None;
         let mut feeds_open = true;
+        // Next offset expected per partition read: a jump over offsets is counted.
+        let mut next: Vec<(Arc<str>, i32, i64)> = Vec::new();
         loop {
             tokio::select! {
                 biased;
@@ -208,6 +210,7 @@ impl Ingest {
                         self.metrics.bytes.with_label_values(&[&topic]).inc_by(bytes as u64);
                         let key = m.key().map(<[u8]>::to_vec);
                         let at = (topic.clone(), m.partition(), m.offset());
+                        count_skipped(&mut next, &at, &self.metrics);
                         match feeds.by_topic(&topic) {
                             Some(feed) => {
                                 let tally = tallies.entry(feed.name.clone()).or_insert_with(|| FeedTally {
@@ -730,6 +733,32 @@ fn receive_feed(
     }
 }
 
+/// Count the offsets a partition's message jumped over since the last one read of it.
+fn count_skipped(
+    next: &mut Vec<(Arc<str>, i32, i64)>,
+    at: &(Arc<str>, i32, i64),
+    metrics: &Metrics,
+) {
+    let (topic, partition, offset) = at;
+    match next
+        .iter_mut()
+        .find(|(t, p, _)| Arc::ptr_eq(t, topic) && p == partition)
+    {
+        Some((_, _, expected)) => {
+            // Only forward jumps: a partition handed back after a rebalance may resume at or
+            // before the offset this process last read of it.
+            if *offset > *expected {
+                metrics
+                    .skipped_offsets
+                    .with_label_values(&[topic])
+                    .inc_by((*offset - *expected) as u64);
+            }
+            *expected = offset + 1;
+        }
+        None => next.push((topic.clone(), *partition, offset + 1)),
+    }
+}
+
 fn intern(topics: &mut Vec<Arc<str>>, t: &str) -> Arc<str> {
     if let Some(x) = topics.iter().find(|x| &***x == t) {
         return x.clone();
@@ -783,4 +812,31 @@ fn cached_high_watermark<C: ConsumerContext + 'static>(
     };
     (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
         .then_some(high)
+}
+
+#[cfg(test)]
+mod skipped_tests {
+    use super::*;
+
+    #[test]
+    fn offsets_jumped_over_are_counted_per_topic_and_rereads_are_not() {
+        let metrics = Metrics::new();
+        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
+        let mut next = Vec::new();
+        for at in [
+            (a.clone(), 0, 10), // first read of a/0: nothing to compare with
+            (a.clone(), 0, 11),
+            (a.clone(), 1, 0),
+            (a.clone(), 0, 15), // 12, 13, 14 never delivered
+            (a.clone(), 0, 3),  // read again from an earlier offset: not a skip
+            (a.clone(), 0, 4),
+            (b.clone(), 0, 7),
+            (b.clone(), 0, 9), // 8
+        ] {
+            count_skipped(&mut next, &at, &metrics);
+        }
+        let skipped = |t: &str| metrics.skipped_offsets.with_label_values(&[t]).get();
+        assert_eq!(skipped("a"), 3);
+        assert_eq!(skipped("b"), 1);
+    }
 }
