@@ -441,6 +441,15 @@ async fn malformed_records_go_to_the_dead_letter_topic_with_their_reason() {
         sample(&m, "chainwatch_ingest_dead_letters_total", &[]),
         Some(bad.len() as f64)
     );
+    // Rejected messages are read like the others: no offset was skipped.
+    assert_eq!(
+        sample(
+            &m,
+            "chainwatch_ingest_skipped_offsets_total",
+            &[("topic", "dlq.erp")]
+        ),
+        Some(0.0)
+    );
     // Every self-metric is exported, except those labelled by feed or network node: this
     // pipeline has neither (tests/onboarding.rs sees them).
     let per_feed_or_node = |n: &str| {

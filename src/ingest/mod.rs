@@ -755,7 +755,11 @@ fn count_skipped(
             }
             *expected = offset + 1;
         }
-        None => next.push((topic.clone(), *partition, offset + 1)),
+        None => {
+            // The series exists from the first message on (at 0), so it can be alerted on.
+            metrics.skipped_offsets.with_label_values(&[topic]);
+            next.push((topic.clone(), *partition, offset + 1));
+        }
     }
 }
 
@@ -838,5 +842,12 @@ mod skipped_tests {
         let skipped = |t: &str| metrics.skipped_offsets.with_label_values(&[t]).get();
         assert_eq!(skipped("a"), 3);
         assert_eq!(skipped("b"), 1);
+        let c: Arc<str> = Arc::from("c");
+        count_skipped(&mut next, &(c, 0, 5), &metrics);
+        let text = metrics.render(&[]);
+        assert!(
+            text.contains("chainwatch_ingest_skipped_offsets_total{topic=\"c\"} 0"),
+            "{text}"
+        );
     }
 }
