@@ -598,30 +598,15 @@ async fn bench_end_to_end(suppliers: usize, days: i64) -> Option<E2e> {
     };
     let chainwatch = target as f64 / first?.elapsed().as_secs_f64().max(1e-9);
     if stalled.is_some() {
-        let received: u64 = topics
-            .all()
-            .iter()
-            .map(|t| {
-                running
-                    .shared
-                    .metrics
-                    .messages
-                    .with_label_values(&[t])
-                    .get()
-            })
-            .sum();
-        let skipped: u64 = topics
-            .all()
-            .iter()
-            .map(|t| {
-                running
-                    .shared
-                    .metrics
-                    .skipped_offsets
-                    .with_label_values(&[t])
-                    .get()
-            })
-            .sum();
+        let total = |v: &prometheus::IntCounterVec| -> u64 {
+            topics
+                .all()
+                .iter()
+                .map(|t| v.with_label_values(&[t]).get())
+                .sum()
+        };
+        let m = &running.shared.metrics;
+        let (received, skipped) = (total(&m.messages), total(&m.skipped_offsets));
         eprintln!("  (stalled: messages received {received} of {n}, offsets skipped {skipped})");
     }
     running.shutdown().await;
