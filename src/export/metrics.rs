@@ -565,23 +565,20 @@ pub fn indicator_metric_name(indicator: &str, column: &str) -> (String, f64) {
 
 /// Indicator gauges, at most `max_rows` rows per indicator so a flood of new ids (suppliers,
 /// parts, lanes) cannot blow up `/metrics`. Rows that have an active alert are kept first (a
-/// supply manager must see the value behind an alert), then the others in label order; the
-/// number of rows left out per indicator is returned for `chainwatch_export_capped_rows`.
+/// supply manager must see the value behind an alert), then the others in label order;
+/// [`capped_rows`] counts the rows left out (`chainwatch_export_capped_rows`).
 /// Rules still see every row: only the export is capped.
 pub fn indicator_families(
     results: &[IndicatorResult],
     alerts: &[Alert],
     max_rows: usize,
-) -> (Vec<MetricFamily>, BTreeMap<String, usize>) {
+) -> Vec<MetricFamily> {
     let mut out = Vec::new();
-    let mut capped = BTreeMap::new();
     for r in results {
         let Some(first) = r.rows.first() else {
-            capped.insert(r.name.clone(), 0);
             continue;
         };
         let rows = kept_rows(r, alerts, max_rows);
-        capped.insert(r.name.clone(), r.rows.len() - rows.len());
         for column in first.values.keys() {
             let (name, factor) = indicator_metric_name(&r.name, column);
             let metrics = rows
@@ -598,7 +595,7 @@ pub fn indicator_families(
             out.push(family(name, help, metrics));
         }
     }
-    (out, capped)
+    out
 }
 
 /// Rows [`indicator_families`] leaves out, per indicator (without building the series).
@@ -660,18 +657,14 @@ fn kept_rows<'a>(
 /// `chainwatch_alerts` and friends, from the pending and firing alerts.
 /// The alert series of the active alerts, at most `max_per_rule` per rule (firing before
 /// pending, critical before warning, the oldest first): a flood of new label values (supplier
-/// ids) cannot blow up `/metrics`. Returns the families and the alerts left out per rule.
-pub fn alert_families(
-    alerts: &[Alert],
-    max_per_rule: usize,
-) -> (Vec<MetricFamily>, BTreeMap<String, usize>) {
+/// ids) cannot blow up `/metrics`. [`capped_alerts`] counts the alerts left out.
+pub fn alert_families(alerts: &[Alert], max_per_rule: usize) -> Vec<MetricFamily> {
     let mut by_rule: BTreeMap<&str, Vec<&Alert>> = BTreeMap::new();
     for a in alerts.iter().filter(|a| a.state != AlertState::Resolved) {
         by_rule.entry(a.rule.as_str()).or_default().push(a);
     }
-    let mut capped = BTreeMap::new();
     let mut active = Vec::new();
-    for (rule, mut list) in by_rule {
+    for (_, mut list) in by_rule {
         if list.len() > max_per_rule {
             list.sort_by_key(|a| {
                 (
@@ -680,7 +673,6 @@ pub fn alert_families(
                     a.active_at,
                 )
             });
-            capped.insert(rule.to_string(), list.len() - max_per_rule);
             list.truncate(max_per_rule);
         }
         active.extend(list);
@@ -703,12 +695,11 @@ pub fn alert_families(
         values.push(gauge_metric(&labels, a.value));
         thresholds.push(gauge_metric(&labels, a.threshold));
     }
-    let families = ALERT_METRICS
+    ALERT_METRICS
         .iter()
         .zip([alerts_m, for_state, values, thresholds])
         .map(|((name, help), m)| family(name.to_string(), help.to_string(), m))
-        .collect();
-    (families, capped)
+        .collect()
 }
 
 #[cfg(test)]
@@ -719,7 +710,7 @@ mod tests {
     #[test]
     fn no_active_alert_still_renders_the_page() {
         let m = Metrics::new();
-        let (families, _) = alert_families(&[], 10);
+        let families = alert_families(&[], 10);
         let text = m.render(&families);
         assert!(
             text.contains("# TYPE chainwatch_ingest_connected gauge"),
@@ -761,7 +752,8 @@ mod tests {
             Severity::Critical,
         ));
         alerts.push(alert("Calm", 1, AlertState::Firing, Severity::Warning));
-        let (families, capped) = alert_families(&alerts, 3);
+        let families = alert_families(&alerts, 3);
+        let capped = capped_alerts(&alerts, 3);
         assert_eq!(capped.get("Flood"), Some(&999), "1,002 active, 3 kept");
         assert_eq!(capped.get("Calm"), None);
         let series = &families[0].get_metric();
@@ -863,10 +855,12 @@ mod tests {
             alert("S20000", AlertState::Pending),
             alert("S30000", AlertState::Resolved),
         ];
-        let (families, capped) = indicator_families(&results, &alerts, 3);
+        let families = indicator_families(&results, &alerts, 3);
+        let capped = capped_rows(&results, 3);
         assert_eq!(exported(&families), ["S20000", "S49999", "S00000"]);
         assert_eq!(capped["supplier_delivery"], 49_997);
-        let (families, capped) = indicator_families(&results, &[], 100_000);
+        let families = indicator_families(&results, &[], 100_000);
+        let capped = capped_rows(&results, 100_000);
         assert_eq!(families[0].get_metric().len(), 50_000);
         assert_eq!(capped["supplier_delivery"], 0);
     }

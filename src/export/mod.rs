@@ -72,8 +72,8 @@ impl Evaluation {
     pub fn families(&self) -> &[MetricFamily] {
         self.families.get_or_init(|| {
             let max = self.max_exported_rows;
-            let (mut families, _) = metrics::indicator_families(&self.results, &self.alerts, max);
-            families.extend(metrics::alert_families(&self.alerts, max).0);
+            let mut families = metrics::indicator_families(&self.results, &self.alerts, max);
+            families.extend(metrics::alert_families(&self.alerts, max));
             families
         })
     }
