@@ -651,6 +651,8 @@ async fn alignment_holds_while_a_backlog_is_read() {
     let base = format!("http://{}", running.http_addr);
     let mut max_buffered = 0.0f64;
     let mut max_paused = 0.0f64;
+    let mut trace = Vec::new();
+    let started = std::time::Instant::now();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
         let m = get_text(&base, "/metrics").await;
@@ -659,6 +661,25 @@ async fn alignment_holds_while_a_backlog_is_read() {
         max_paused =
             max_paused.max(sample(&m, "chainwatch_ingest_paused_partitions", &[]).unwrap_or(0.0));
         let s = get_json(&base, "/api/status").await;
+        trace.push(format!(
+            "{:>6} ms wm {:?} buf {:?} paused {:?} applied {} lag {} clocks {:?}",
+            started.elapsed().as_millis(),
+            sample(&m, "chainwatch_state_watermark_seconds", &[])
+                .map(|w| (w * 1000.0 - T0 as f64) / DAY_MS as f64),
+            sample(&m, "chainwatch_state_buffered_events", &[]),
+            sample(&m, "chainwatch_ingest_paused_partitions", &[]),
+            s["records_applied"],
+            s["lag"],
+            m.lines()
+                .filter(
+                    |l| l.starts_with("chainwatch_ingest_partition_event_time_seconds{")
+                        || l.starts_with("chainwatch_ingest_partition_idle{")
+                )
+                .map(|l| l
+                    .replace("chainwatch_ingest_partition_", "")
+                    .replace("event_time_seconds", "t"))
+                .collect::<Vec<_>>()
+        ));
         // All read; the last step stays open (nothing after it), so not all are applied.
         if s["lag"].as_i64() == Some(0) && s["records_applied"].as_u64().unwrap_or(0) > total - 20 {
             break;
@@ -686,6 +707,9 @@ async fn alignment_holds_while_a_backlog_is_read() {
     assert_eq!(s["duplicates"].as_u64(), Some(0), "{s:#}");
     // Logistics may be read whole before the first tick pauses it (720 events); what must not
     // happen is ERP's backlog piling up behind a watermark that stopped (1,453 before the fix).
+    if max_buffered >= 1000.0 {
+        eprintln!("{}", trace.join("\n"));
+    }
     assert!(
         max_buffered < 1000.0,
         "the buffer reached {max_buffered} events: the watermark stalled while the backlog was read"

@@ -510,8 +510,11 @@ impl Ingest {
     /// (seen in the soak: 2.7 M events buffered in 3 minutes); paused, they wait in Kafka.
     fn align(&mut self) {
         let drift = i64::try_from(self.max_drift.as_millis()).unwrap_or(i64::MAX);
-        let ahead: std::collections::BTreeSet<(Arc<str>, i32)> =
-            self.watermark.ahead(drift).into_iter().collect();
+        let ahead: std::collections::BTreeSet<(Arc<str>, i32)> = self
+            .watermark
+            .ahead(drift, std::time::Instant::now())
+            .into_iter()
+            .collect();
         let list = |set: &mut dyn Iterator<Item = &(Arc<str>, i32)>| {
             let mut tpl = TopicPartitionList::new();
             for (t, p) in set {
