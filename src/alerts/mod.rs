@@ -516,9 +516,15 @@ impl AlertEngine {
             }
             // Rendering is most of the cost of an alert that stays active: only when what the
             // templates see changed.
-            let row = sample.row.json();
-            let key = render_key(rendering, alert, &thresholds, baseline.as_ref(), &row);
+            let key = render_key(
+                rendering,
+                alert,
+                &thresholds,
+                baseline.as_ref(),
+                sample.row.content_hash(),
+            );
             if entry.rendered != Some(key) {
+                let row = sample.row.json();
                 let alert = &mut entry.alert;
                 if let Some(net) = network.as_deref() {
                     alert.alternates = part_alternates(net, sample.labels, &row);
@@ -660,19 +666,8 @@ fn render_key(
     alert: &Alert,
     thresholds: &Thresholds,
     baseline: Option<&BaselineScore>,
-    row: &BTreeMap<String, serde_json::Value>,
+    row: u64,
 ) -> u64 {
-    /// Feeds serialized bytes to a hasher.
-    struct HashWriter<'a>(&'a mut std::collections::hash_map::DefaultHasher);
-    impl std::io::Write for HashWriter<'_> {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.write(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
     let mut h = std::collections::hash_map::DefaultHasher::new();
     rendering.hash(&mut h);
     alert.labels.hash(&mut h);
@@ -692,8 +687,7 @@ fn render_key(
         }
         b.score.map(f64::to_bits).hash(&mut h);
     }
-    // Writing to a hasher cannot fail; a failure would only cost a render.
-    let _ = serde_json::to_writer(HashWriter(&mut h), row);
+    row.hash(&mut h);
     h.finish()
 }
 

@@ -155,6 +155,47 @@ impl RowRef<'_> {
             RowRef::Batch(batch, index) => std::borrow::Cow::Owned(row_json(batch, index)),
         }
     }
+
+    /// A hash of the row's values: rows with equal values hash equally, in this process.
+    /// Straight from the Arrow columns (no JSON built): the alert engine asks it of every
+    /// alerted row in every evaluation, to know whether its annotations need rendering again.
+    pub fn content_hash(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        match *self {
+            RowRef::Batch(batch, index) if index < batch.num_rows() => {
+                let columns: Vec<_> = batch.columns().iter().map(|c| c.slice(index, 1)).collect();
+                let mut hashes = [0u64];
+                let state = datafusion::common::hash_utils::RandomState::with_seed(0);
+                match datafusion::common::hash_utils::create_hashes(&columns, &state, &mut hashes) {
+                    Ok(_) => hashes[0].hash(&mut h),
+                    // A column type the hasher does not know: hash its JSON instead.
+                    Err(_) => hash_json(&row_json(batch, index), &mut h),
+                }
+                batch.schema_ref().hash(&mut h);
+            }
+            RowRef::Batch(..) => {}
+            RowRef::Json(map) => hash_json(map, &mut h),
+        }
+        h.finish()
+    }
+}
+
+/// Feed a row's JSON to a hasher.
+fn hash_json(row: &BTreeMap<String, serde_json::Value>, h: &mut impl std::hash::Hasher) {
+    /// Serialized bytes into the hasher.
+    struct HashWriter<'a, H>(&'a mut H);
+    impl<H: std::hash::Hasher> std::io::Write for HashWriter<'_, H> {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.write(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    // Writing to a hasher cannot fail; a failure would only cost a render.
+    let _ = serde_json::to_writer(HashWriter(h), row);
 }
 
 impl PartialEq for RowRef<'_> {

@@ -681,3 +681,33 @@ async fn the_simulated_supplier_slip_shows_in_lateness_and_anomaly_while_others_
         others.len()
     );
 }
+
+/// The render cache's row hash: equal values hash equally across batches; any change of a
+/// value, null included, changes it.
+#[test]
+fn row_content_hash_follows_every_value_of_the_row() {
+    use arrow::array::{ArrayRef, Float64Array, StringArray};
+    let batch = |supplier: Option<&str>, delay: Option<f64>| {
+        RecordBatch::try_from_iter([
+            (
+                "supplier",
+                Arc::new(StringArray::from(vec![Some("S-0"), supplier])) as ArrayRef,
+            ),
+            (
+                "delay_days",
+                Arc::new(Float64Array::from(vec![Some(0.0), delay])) as ArrayRef,
+            ),
+        ])
+        .unwrap()
+    };
+    let a = batch(Some("S-1"), Some(2.5));
+    let hash = |b: &RecordBatch, i: usize| RowRef::Batch(b, i).content_hash();
+    assert_eq!(hash(&a, 1), hash(&batch(Some("S-1"), Some(2.5)), 1));
+    assert_ne!(hash(&a, 0), hash(&a, 1));
+    assert_ne!(hash(&a, 1), hash(&batch(Some("S-1"), Some(2.6)), 1));
+    assert_ne!(hash(&a, 1), hash(&batch(Some("S-2"), Some(2.5)), 1));
+    assert_ne!(hash(&a, 1), hash(&batch(Some("S-1"), None), 1));
+    assert_ne!(hash(&a, 1), hash(&batch(None, Some(2.5)), 1));
+    // Out of range: no row, no panic.
+    assert_eq!(hash(&a, 9), hash(&a, 10));
+}
