@@ -608,6 +608,23 @@ async fn bench_end_to_end(suppliers: usize, days: i64) -> Option<E2e> {
         let m = &running.shared.metrics;
         let (received, skipped) = (total(&m.messages), total(&m.skipped_offsets));
         eprintln!("  (stalled: messages received {received} of {n}, offsets skipped {skipped})");
+        // Which partition starves, and how: its offsets and its clock.
+        let base = format!("http://{}", running.http_addr);
+        if let Ok(r) = reqwest::get(format!("{base}/api/status")).await {
+            if let Ok(status) = r.json::<serde_json::Value>().await {
+                eprintln!("  (partitions: {})", status["partitions"]);
+            }
+        }
+        if let Ok(r) = reqwest::get(format!("{base}/metrics")).await {
+            for line in r.text().await.unwrap_or_default().lines() {
+                if line.starts_with("chainwatch_ingest_partition_")
+                    || line.starts_with("chainwatch_state_watermark")
+                    || line.starts_with("chainwatch_state_buffered")
+                {
+                    eprintln!("  ({line})");
+                }
+            }
+        }
     }
     running.shutdown().await;
     Some(E2e {

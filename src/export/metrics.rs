@@ -112,6 +112,10 @@ pub const SELF_METRICS: &[(&str, &str)] = &[
         "1 when a partition is caught up and silent past the idle timeout (it no longer holds the watermark back).",
     ),
     (
+        "chainwatch_ingest_partition_paused",
+        "1 while watermark alignment holds a partition paused (ahead of the slowest, or waiting for a partition that has delivered nothing yet).",
+    ),
+    (
         "chainwatch_ingest_paused_partitions",
         "Partitions paused because their event time ran more than [event_time] max_drift ahead of the slowest one (watermark alignment).",
     ),
@@ -258,6 +262,7 @@ pub struct Metrics {
     pub connected: IntGauge,
     pub partition_event_time: prometheus::GaugeVec,
     pub partition_idle: IntGaugeVec,
+    pub partition_paused: IntGaugeVec,
     pub paused_partitions: IntGauge,
     pub applied: IntCounterVec,
     pub duplicates: IntCounter,
@@ -359,6 +364,10 @@ impl Metrics {
             )),
             partition_idle: reg!(IntGaugeVec::new(
                 opts("chainwatch_ingest_partition_idle"),
+                &["topic", "partition"]
+            )),
+            partition_paused: reg!(IntGaugeVec::new(
+                opts("chainwatch_ingest_partition_paused"),
                 &["topic", "partition"]
             )),
             paused_partitions: reg!(IntGauge::with_opts(opts(
@@ -781,6 +790,7 @@ mod tests {
             .with_label_values(&["t", "0"])
             .set(1.0);
         m.partition_idle.with_label_values(&["t", "0"]).set(0);
+        m.partition_paused.with_label_values(&["t", "0"]).set(0);
         m.applied.with_label_values(&["milestone"]).inc();
         m.indicator_errors.with_label_values(&["x"]).inc();
         m.indicator_limits.with_label_values(&["x", "time"]).inc();

@@ -86,6 +86,8 @@ pub struct PartitionStatus {
     pub partition: i32,
     /// Next offset the group will read after a restart (-1 when nothing is committed).
     pub committed: i64,
+    /// Next offset this consumer fetches (-1 until its first fetch returns).
+    pub position: i64,
     /// Offset after the last message in the partition.
     pub high_watermark: i64,
     /// `high_watermark - committed` (all of it when nothing is committed).

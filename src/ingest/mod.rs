@@ -106,8 +106,8 @@ pub struct Ingest {
     pub feeds: watch::Receiver<Arc<FeedSet>>,
     /// Next offset after the last message read, per (topic, partition).
     pub consumed: std::collections::HashMap<(String, i32), i64>,
-    /// Wall-clock time between checkpoints; `None`: checkpoints are off.
-    pub checkpoint_every: Option<Duration>,
+    /// When checkpoints are cut, and what the last one held.
+    pub cuts: Cuts,
     /// Event time a partition may run ahead of the slowest before it is paused.
     pub max_drift: Duration,
     /// Partitions paused by watermark alignment.
@@ -116,6 +116,24 @@ pub struct Ingest {
 
 /// Offsets and watermark clocks of a checkpoint cut.
 type Cut = (BTreeMap<(String, i32), i64>, SavedWatermark);
+
+/// When ingest asks for a checkpoint, and what the last one it asked for held.
+pub struct Cuts {
+    /// Wall-clock time between checkpoints; `None`: checkpoints are off.
+    every: Option<Duration>,
+    last_at: Instant,
+    last: Option<Cut>,
+}
+
+impl Cuts {
+    pub fn new(every: Option<Duration>) -> Self {
+        Cuts {
+            every,
+            last_at: Instant::now(),
+            last: None,
+        }
+    }
+}
 
 impl Ingest {
     /// Run until shutdown; flushes what it holds before returning.
@@ -128,9 +146,6 @@ impl Ingest {
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut feeds = self.feeds.borrow_and_update().clone();
         let mut tallies: BTreeMap<String, FeedTally> = BTreeMap::new();
-        let mut last_checkpoint = Instant::now();
-        // Offsets and watermark of the last cut.
-        let mut last_cut: Option<Cut> = None;
         let mut feeds_open = true;
         // Next offset expected per partition read: a jump over offsets is counted.
         let mut next: Vec<(Arc<str>, i32, i64)> = Vec::new();
@@ -160,13 +175,9 @@ impl Ingest {
                     // What is pending goes now (it waited at most one linger): nothing read is
                     // then unseen by the watermark when the idle check below runs.
                     if !pending.is_empty() {
-                        let cut = self.checkpoint_due(&mut last_checkpoint, false);
-                        let cutting = cut.is_some();
+                        let cut = self.checkpoint_due(false);
                         if !self.flush(&decoder, &mut pending, &mut buf, &mut tallies, cut, &out, &shutdown).await {
                             break;
-                        }
-                        if cutting {
-                            last_cut = Some((self.consumed_offsets(), self.watermark.save()));
                         }
                     }
                     // Idle partitions caught up: the watermark moves without new events. On
@@ -176,18 +187,11 @@ impl Ingest {
                     self.align();
                     // Nothing pending: the cut is at everything consumed. Only when
                     // something changed since the last one (an idle service writes none).
-                    let cut = self
-                        .checkpoint_due(&mut last_checkpoint, false)
-                        .map(|mut r| {
-                            r.offsets = self.consumed_offsets();
-                            r
-                        })
-                        .filter(|r| {
-                            last_cut.as_ref() != Some(&(r.offsets.clone(), r.watermark.clone()))
-                        });
-                    if let Some(r) = &cut {
-                        last_cut = Some((r.offsets.clone(), r.watermark.clone()));
-                    }
+                    let cut = self.checkpoint_due(false).and_then(|mut r| {
+                        let before = self.cuts.last.clone();
+                        self.record_cut(&mut r);
+                        (self.cuts.last != before).then_some(r)
+                    });
                     if moved || cut.is_some() {
                         let idle = Batch {
                             events: None,
@@ -239,13 +243,9 @@ impl Ingest {
                             }
                         }
                         if pending.len() >= self.batch.max_rows {
-                            let cut = self.checkpoint_due(&mut last_checkpoint, false);
-                            let cutting = cut.is_some();
+                            let cut = self.checkpoint_due(false);
                             if !self.flush(&decoder, &mut pending, &mut buf, &mut tallies, cut, &out, &shutdown).await {
                                 break;
-                            }
-                            if cutting {
-                                last_cut = Some((self.consumed_offsets(), self.watermark.save()));
                             }
                         }
                     }
@@ -258,7 +258,7 @@ impl Ingest {
             }
         }
         // The last batch carries the shutdown checkpoint (even with nothing pending).
-        let cut = self.checkpoint_due(&mut last_checkpoint, true);
+        let cut = self.checkpoint_due(true);
         if !pending.is_empty() || cut.is_some() {
             self.flush(
                 &decoder,
@@ -275,18 +275,26 @@ impl Ingest {
     }
 
     /// A checkpoint request when one is due (`last`: the shutdown one); checkpoints off: none.
-    fn checkpoint_due(&self, last_at: &mut Instant, last: bool) -> Option<CheckpointRequest> {
-        let every = self.checkpoint_every?;
-        if !last && last_at.elapsed() < every {
+    fn checkpoint_due(&mut self, last: bool) -> Option<CheckpointRequest> {
+        let every = self.cuts.every?;
+        if !last && self.cuts.last_at.elapsed() < every {
             return None;
         }
-        *last_at = Instant::now();
+        self.cuts.last_at = Instant::now();
         Some(CheckpointRequest {
-            // Filled in by `flush` once the pending messages count as consumed.
+            // Filled in by `record_cut` once the pending messages count as consumed.
             offsets: BTreeMap::new(),
-            watermark: self.watermark.save(),
+            watermark: SavedWatermark::default(),
             last,
         })
+    }
+
+    /// Fill a checkpoint request with what is consumed now and the watermark after it; it is
+    /// the last cut from now on.
+    fn record_cut(&mut self, request: &mut CheckpointRequest) {
+        request.offsets = self.consumed_offsets();
+        request.watermark = self.watermark.save();
+        self.cuts.last = Some((request.offsets.clone(), request.watermark.clone()));
     }
 
     /// Decode, dead-letter the rejects, pass the batch on (with `checkpoint`, cut right after
@@ -306,7 +314,7 @@ impl Ingest {
             let Some(mut request) = checkpoint else {
                 return true;
             };
-            request.offsets = self.consumed_offsets();
+            self.record_cut(&mut request);
             let batch = Batch {
                 events: None,
                 offsets: BTreeMap::new(),
@@ -401,9 +409,8 @@ impl Ingest {
         pending.clear();
         buf.clear();
         let checkpoint = checkpoint.map(|mut r| {
-            // The watermark after this batch: its events are in the cut.
-            r.watermark = self.watermark.save();
-            r.offsets = self.consumed_offsets();
+            // After this batch: its events and its watermark are in the cut.
+            self.record_cut(&mut r);
             r
         });
         let batch = Batch {
@@ -522,9 +529,12 @@ impl Ingest {
             }
             tpl
         };
+        // Only the changes: librdkafka keeps a partition paused across a rebalance, and every
+        // pause call purges the partition's prefetched messages (a pause per tick of every
+        // paused partition was churn). A partition revoked while paused leaves `ahead` and is
+        // resumed here, so it comes back unpaused.
         let resume = list(&mut self.paused.difference(&ahead));
-        // Pause again every tick: a rebalance hands partitions back unpaused.
-        let pause = list(&mut ahead.iter());
+        let pause = list(&mut ahead.difference(&self.paused));
         if pause.count() > 0 {
             if let Err(e) = self.consumer.pause(&pause) {
                 tracing::debug!(error = %e, "Could not pause partitions ahead in event time.");
@@ -550,8 +560,14 @@ impl Ingest {
         let now = std::time::Instant::now();
         self.metrics.partition_event_time.reset();
         self.metrics.partition_idle.reset();
+        self.metrics.partition_paused.reset();
         for (topic, partition, max, idle) in self.watermark.clocks(now) {
             let labels = [topic.as_ref(), &partition.to_string()];
+            let paused = self.paused.contains(&(topic.clone(), partition));
+            self.metrics
+                .partition_paused
+                .with_label_values(&labels)
+                .set(i64::from(paused));
             if let Some(t) = max {
                 self.metrics
                     .partition_event_time

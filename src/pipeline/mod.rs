@@ -450,7 +450,7 @@ pub async fn start_on(
         input_topics,
         feeds: feeds_rx,
         consumed: resume.into_iter().collect(),
-        checkpoint_every: checkpoints.as_ref().map(|_| config.checkpoint.interval),
+        cuts: crate::ingest::Cuts::new(checkpoints.as_ref().map(|_| config.checkpoint.interval)),
         max_drift: config.max_drift,
         paused: Default::default(),
     };
@@ -611,14 +611,21 @@ fn partition_status(c: &kafka::IngestConsumer) -> Option<Vec<PartitionStatus>> {
         return Some(Vec::new());
     }
     let committed = c.committed(timeout).ok()?;
+    let positions = c.position().ok()?;
     let mut out = Vec::new();
     for e in committed.elements() {
         let (_, high) = c.fetch_watermarks(e.topic(), e.partition(), timeout).ok()?;
         let committed = e.offset().to_raw().filter(|o| *o >= 0).unwrap_or(-1);
+        let position = positions
+            .find_partition(e.topic(), e.partition())
+            .and_then(|p| p.offset().to_raw())
+            .filter(|o| *o >= 0)
+            .unwrap_or(-1);
         out.push(PartitionStatus {
             topic: e.topic().to_string(),
             partition: e.partition(),
             committed,
+            position,
             high_watermark: high,
             lag: (high - committed.max(0)).max(0),
         });
