@@ -530,9 +530,9 @@ impl Ingest {
             tpl
         };
         let resume = list(&mut self.paused.difference(&ahead));
-        // Pause again every tick: a pause right after an assignment can be lost (librdkafka
-        // #2190), and pausing only the changes let a partition read on while counted paused
-        // (the backlog test failed that way).
+        // Pause again every tick: pausing only the changes let a partition read on while
+        // counted paused (the backlog test failed that way). Why is not known; a pause racing
+        // the assignment (librdkafka #2190 is of that kind) is the suspect.
         let pause = list(&mut ahead.iter());
         if pause.count() > 0 {
             if let Err(e) = self.consumer.pause(&pause) {
