@@ -913,6 +913,7 @@ async fn bench_soak(suppliers: usize, rate: usize, minutes: u64) -> Option<()> {
         let stop = stop.clone();
         let produced = produced.clone();
         let queue = queue.clone();
+        let topics = topics.clone();
         std::thread::spawn(move || {
             SIM_THREAD.with(|c| c.set(true));
             let mut sim = Simulator::new(SimConfig {
@@ -1012,8 +1013,22 @@ async fn bench_soak(suppliers: usize, rate: usize, minutes: u64) -> Option<()> {
     }
     stop.store(true, Ordering::Relaxed);
     let _ = feeder.join();
+    let skipped: u64 = topics
+        .all()
+        .iter()
+        .map(|t| {
+            running
+                .shared
+                .metrics
+                .skipped_offsets
+                .with_label_values(&[t])
+                .get()
+        })
+        .sum();
     running.shutdown().await;
     COUNTING.store(false, Ordering::SeqCst);
+    // Records the broker never delivered would make the figures above those of a smaller load.
+    println!("  offsets skipped by the consumer: {skipped} (must be 0)");
     let third = rss.get(rss.len() / 3).copied().unwrap_or(0);
     let last = rss.last().copied().unwrap_or(0);
     println!(
