@@ -417,6 +417,15 @@ fn start_tansu(storage: &str) -> Option<(Broker, String)> {
     Some((broker, format!("127.0.0.1:{port}")))
 }
 
+/// A per-topic counter summed over the input topics.
+fn by_topic(v: &prometheus::IntCounterVec, topics: &chainwatch::config::Topics) -> u64 {
+    topics
+        .all()
+        .iter()
+        .map(|t| v.with_label_values(&[t]).get())
+        .sum()
+}
+
 /// tansu's storage for the end-to-end run and the soak (both replay history, so alignment pauses
 /// and resumes partitions): SQLite, the correct one.
 ///
@@ -627,15 +636,11 @@ async fn bench_end_to_end(suppliers: usize, days: i64) -> Option<E2e> {
     };
     let chainwatch = target as f64 / first?.elapsed().as_secs_f64().max(1e-9);
     if stalled.is_some() {
-        let total = |v: &prometheus::IntCounterVec| -> u64 {
-            topics
-                .all()
-                .iter()
-                .map(|t| v.with_label_values(&[t]).get())
-                .sum()
-        };
         let m = &running.shared.metrics;
-        let (received, skipped) = (total(&m.messages), total(&m.skipped_offsets));
+        let (received, skipped) = (
+            by_topic(&m.messages, &topics),
+            by_topic(&m.skipped_offsets, &topics),
+        );
         eprintln!("  (stalled: messages received {received} of {n}, offsets skipped {skipped})");
         // Which partition starves, and how: its offsets and its clock.
         let base = format!("http://{}", running.http_addr);
@@ -854,18 +859,7 @@ async fn bench_latency(rate: usize, seconds: u64) -> Option<Latency> {
         .read()
         .map(|p| p.iter().map(|s| s.lag.max(0)).sum::<i64>() as u64)
         .unwrap_or(0);
-    let skipped = topics
-        .all()
-        .iter()
-        .map(|t| {
-            running
-                .shared
-                .metrics
-                .skipped_offsets
-                .with_label_values(&[t])
-                .get()
-        })
-        .sum();
+    let skipped = by_topic(&running.shared.metrics.skipped_offsets, &topics);
     running.shutdown().await;
     let sent = sent_at.lock().ok()?.clone();
     let mut lat: Vec<f64> = sent
@@ -1013,18 +1007,7 @@ async fn bench_soak(suppliers: usize, rate: usize, minutes: u64) -> Option<()> {
     }
     stop.store(true, Ordering::Relaxed);
     let _ = feeder.join();
-    let skipped: u64 = topics
-        .all()
-        .iter()
-        .map(|t| {
-            running
-                .shared
-                .metrics
-                .skipped_offsets
-                .with_label_values(&[t])
-                .get()
-        })
-        .sum();
+    let skipped: u64 = by_topic(&running.shared.metrics.skipped_offsets, &topics);
     running.shutdown().await;
     COUNTING.store(false, Ordering::SeqCst);
     // Records the broker never delivered would make the figures above those of a smaller load.
