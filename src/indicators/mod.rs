@@ -172,7 +172,11 @@ impl RowRef<'_> {
                     // A column type the hasher does not know: hash its JSON instead.
                     Err(_) => hash_json(&row_json(batch, index), &mut h),
                 }
-                batch.schema_ref().hash(&mut h);
+                // The column names too (templates name them); no allocation, unlike the
+                // schema's own hash, and this runs for every alerted row.
+                for f in batch.schema_ref().fields() {
+                    f.name().hash(&mut h);
+                }
             }
             RowRef::Batch(..) => {}
             RowRef::Json(map) => hash_json(map, &mut h),
