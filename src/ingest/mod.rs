@@ -483,6 +483,12 @@ impl Ingest {
         let consumer = &self.consumer;
         let consumed = &self.consumed;
         let paused = &self.paused;
+        // While the broker cannot be reached (a consumer error, or the monitor's query
+        // failing), the cached high watermarks are stale: a partition whose new events were
+        // never fetched would look caught up, turn idle, and the watermark would pass those
+        // events, to be dead-lettered as late once the broker is back. An outage is not
+        // idleness.
+        let connected = self.metrics.connected.get() == 1;
         let assigned: Vec<(Arc<str>, i32, bool)> = positions
             .elements()
             .iter()
@@ -498,7 +504,8 @@ impl Ingest {
                 // A paused partition is fetched no more, so its cached high watermark goes
                 // stale and it would look caught up, then idle, and the watermark would pass
                 // the events still waiting in Kafka. It is ahead anyway: it holds nothing back.
-                let caught_up = !paused.contains(&key)
+                let caught_up = connected
+                    && !paused.contains(&key)
                     && match (e.offset().to_raw(), high) {
                         (_, None) => false,
                         (Some(pos), Some(high)) if pos >= 0 => pos >= high,

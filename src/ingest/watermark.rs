@@ -9,9 +9,10 @@
 //! time each has delivered, minus the allowed lateness: one partition read ahead of another
 //! (the consumer interleaves them) does not make the other's events late. An assigned partition
 //! with data still to read but none read yet holds the watermark where it is. A partition that
-//! is caught up (its high watermark reached) and has delivered nothing for the idle timeout
-//! (wall clock, Flink's `withIdleness`) is idle and does not hold the watermark back; when
-//! every partition is idle the watermark follows the largest event time seen. The timeout
+//! is caught up (its high watermark reached) and has delivered nothing and had nothing to read
+//! for the idle timeout (wall clock, Flink's `withIdleness`) is idle and does not hold the
+//! watermark back; when every partition is idle the watermark follows the largest event time
+//! seen. The timeout
 //! keeps a partition whose producer is a moment behind the others (batching, a busy machine)
 //! from being passed by and having its next events judged late. The watermark never moves
 //! backwards. Times of the wall clock are passed in, so tests need no sleeps.
@@ -207,6 +208,12 @@ impl Watermark {
                     active_at: now,
                 });
             clock.caught_up = caught_up;
+            // Idle means nothing delivered and nothing to read for the timeout: a partition
+            // with data to read (or one that cannot be told caught up, as in a broker outage)
+            // starts the timeout again.
+            if !caught_up {
+                clock.active_at = now;
+            }
             keep.insert(key, clock);
         }
         self.parked.extend(self.partitions.drain());
@@ -351,6 +358,33 @@ mod tests {
         assert_eq!(w.current(), 2_000, "4 s since its last event");
         w.set_assignment([(tp("erp"), 0, true), (tp("wms"), 0, false)], secs(9));
         assert_eq!(w.current(), 9_000, "idle after 5 s: no longer holds it");
+    }
+
+    #[test]
+    fn an_outage_is_not_idleness() {
+        let t0 = Instant::now();
+        let secs = |s: u64| t0 + Duration::from_secs(s);
+        let mut w = Watermark::new(Duration::ZERO, Duration::from_secs(5));
+        w.set_assignment([(tp("erp"), 0, false), (tp("wms"), 0, false)], t0);
+        w.observe(&tp("erp"), 0, 1_000, t0);
+        w.observe(&tp("wms"), 0, 9_000, t0);
+        // The broker is down for 20 s: ingest cannot tell a partition caught up.
+        for s in 1..=20 {
+            w.set_assignment([(tp("erp"), 0, false), (tp("wms"), 0, true)], secs(s));
+        }
+        assert_eq!(
+            w.current(),
+            1_000,
+            "erp has not delivered for 20 s, but was not idle"
+        );
+        // Back: erp's cached high watermark is stale and says caught up. Its events still in
+        // Kafka must not be made late within the idle timeout (a fetch refreshes it first).
+        w.set_assignment([(tp("erp"), 0, true), (tp("wms"), 0, true)], secs(21));
+        assert_eq!(w.current(), 1_000);
+        w.set_assignment([(tp("erp"), 0, true), (tp("wms"), 0, true)], secs(24));
+        assert_eq!(w.current(), 1_000, "4 s since it could last be told");
+        w.set_assignment([(tp("erp"), 0, true), (tp("wms"), 0, true)], secs(25));
+        assert_eq!(w.current(), 9_000, "5 s caught up and quiet: idle");
     }
 
     #[test]
