@@ -118,7 +118,7 @@ impl BreachFinder {
                     );
                     for j in 0..refs.len() {
                         if pos.is_valid(j) && nums.is_valid(j) {
-                            let line = (pos.value(j).to_string(), nums.value(j));
+                            let line = (pos.value(j).into(), nums.value(j));
                             self.line_shipment.insert(line, id.clone());
                         }
                     }
@@ -196,7 +196,7 @@ impl BreachFinder {
                 date(d.promised_date),
                 rfc3339(d.received_at)
             );
-            let line = (d.po.clone(), d.line);
+            let line = (d.po.as_str().into(), d.line);
             let b = self.late(&line, &d.supplier, &d.part, &d.site, due, detail, false);
             self.found.push(b);
         }
@@ -243,7 +243,7 @@ impl BreachFinder {
     ) -> Breach {
         let mut key = BTreeMap::from([
             ("supplier".to_string(), supplier.to_string()),
-            ("po".to_string(), line.0.clone()),
+            ("po".to_string(), line.0.to_string()),
             ("line".to_string(), line.1.to_string()),
             ("part".to_string(), part.to_string()),
             ("site".to_string(), site.to_string()),

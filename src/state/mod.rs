@@ -56,9 +56,57 @@ impl Default for Retention {
 }
 
 /// (po, line): the identity of a purchase-order line.
-pub type LineKey = (String, i64);
+pub type LineKey = (Box<str>, i64);
 
-/// An open purchase-order line.
+/// A borrowed [`LineKey`], to look a line up without allocating its key. Hashes as the key
+/// does (a tuple hashes its fields in order, and `&str` hashes as `str`).
+#[derive(Hash)]
+pub(crate) struct LineRef<'a>(pub &'a str, pub i64);
+
+impl indexmap::Equivalent<LineKey> for LineRef<'_> {
+    fn equivalent(&self, key: &LineKey) -> bool {
+        self.1 == key.1 && self.0 == &*key.0
+    }
+}
+
+/// An optional event time in 8 bytes (`i64::MIN` stands for none, an instant no event can
+/// have), written to checkpoints exactly as an `Option<i64>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptTime(i64);
+
+impl OptTime {
+    pub const NONE: OptTime = OptTime(i64::MIN);
+
+    pub fn some(t: i64) -> Self {
+        // i64::MIN is 292 million years before the epoch: saturate rather than mean "none".
+        OptTime(t.max(i64::MIN + 1))
+    }
+
+    pub fn get(self) -> Option<i64> {
+        (self.0 != i64::MIN).then_some(self.0)
+    }
+}
+
+impl Default for OptTime {
+    fn default() -> Self {
+        Self::NONE
+    }
+}
+
+impl Serialize for OptTime {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.get().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for OptTime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Option::<i64>::deserialize(d)?.map_or(Self::NONE, Self::some))
+    }
+}
+
+/// An open purchase-order line. Its layout is kept to 128 bytes (a million open lines is a
+/// normal size): 32-bit counts, an 8-byte optional time, a shared shipment id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PurchaseLine {
     pub supplier: Arc<str>,
@@ -75,12 +123,14 @@ pub struct PurchaseLine {
     pub original_promised_date: i32,
     pub confirmed: bool,
     pub backordered: bool,
-    pub reschedule_count: i64,
-    pub shipment: Option<String>,
+    /// Encoded as a varint like the i64 it once was: checkpoints read either way.
+    pub reschedule_count: i32,
+    /// The shipment carrying it: one copy of the id shared by all the shipment's lines.
+    pub shipment: Option<Arc<str>>,
     pub created_at: i64,
     /// When the carrier delivered the line's shipment: the goods are at the site and only the
     /// goods receipt is pending, so the line must not look unshipped to the lateness model.
-    pub delivered_at: Option<i64>,
+    pub delivered_at: OptTime,
 }
 
 /// A completed delivery: a PO line whose received quantity reached the ordered quantity.
@@ -97,7 +147,7 @@ pub struct Delivery {
     pub promised_date: i32,
     pub original_promised_date: i32,
     pub received_at: i64,
-    pub reschedule_count: i64,
+    pub reschedule_count: i32,
 }
 
 /// A supplier moving its promise or back-ordering a line.
@@ -209,7 +259,7 @@ pub struct State {
     pub(crate) inventory: IndexMap<(String, String), Position>,
     /// Lines a shipment notice named before the line itself was applied (topics are not
     /// ordered with each other): the shipment is linked when the line is created.
-    awaiting_line: HashMap<LineKey, String>,
+    awaiting_line: IndexMap<LineKey, Arc<str>>,
     /// What each supplier feed has sent (records, rejects, latest event time), by feed name.
     pub(crate) feeds: BTreeMap<String, FeedActivity>,
     /// Event ids seen, as 128-bit hashes (a fixed 16 bytes however long the id; a collision
@@ -217,7 +267,7 @@ pub struct State {
     /// An id counts as seen while its time is within the de-duplication retention of the
     /// watermark; older ones are swept out in bulk (a queue of ids in time order to expire
     /// them one by one cost 32 bytes per event more).
-    seen: HashMap<u128, i64, BuildHasherDefault<PreHashed>>,
+    seen: HashMap<IdHash, i64, BuildHasherDefault<PreHashed>>,
     /// Always empty: kept so the checkpoint format (positional) stays the same. A checkpoint
     /// of an older version fills it; it is cleared on the first step.
     legacy_seen_order: VecDeque<(i64, u128)>,
@@ -262,9 +312,46 @@ impl Names {
     }
 }
 
+/// The de-duplication key of an event id: its 128-bit hash as two u64s, 8-aligned where a
+/// u128 is 16-aligned (a map entry with its time is then 24 bytes, not 32). Written to
+/// checkpoints as the u128 it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IdHash([u64; 2]);
+
+impl From<u128> for IdHash {
+    fn from(v: u128) -> Self {
+        IdHash([v as u64, (v >> 64) as u64])
+    }
+}
+
+impl From<IdHash> for u128 {
+    fn from(h: IdHash) -> Self {
+        u128::from(h.0[0]) | (u128::from(h.0[1]) << 64)
+    }
+}
+
+impl std::hash::Hash for IdHash {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Already a hash: its low half is the bucket hash (see PreHashed).
+        state.write_u64(self.0[0]);
+    }
+}
+
+impl Serialize for IdHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        u128::from(*self).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for IdHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        u128::deserialize(d).map(IdHash::from)
+    }
+}
+
 /// The de-duplication key of an event id.
-fn event_id_hash(id: &str) -> u128 {
-    twox_hash::XxHash3_128::oneshot(id.as_bytes())
+fn event_id_hash(id: &str) -> IdHash {
+    IdHash::from(twox_hash::XxHash3_128::oneshot(id.as_bytes()))
 }
 
 /// A hasher for keys that are already hashes: passes their low 64 bits through.
@@ -276,13 +363,13 @@ impl Hasher for PreHashed {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        // Only u128 keys are hashed with it; fold anything else in anyway.
+        // Only IdHash keys are hashed with it (write_u64); fold anything else in anyway.
         for b in bytes {
             self.0 = self.0.rotate_left(8) ^ u64::from(*b);
         }
     }
-    fn write_u128(&mut self, v: u128) {
-        self.0 = v as u64;
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
     }
 }
 
@@ -472,32 +559,37 @@ impl State {
 
     /// Apply one row; returns false when it referred to something unknown.
     fn apply_row(&mut self, kind: EventKind, c: &Cols, i: usize, t: i64) -> bool {
-        let key = || (c.po.value(i).to_string(), c.line.value(i));
+        let key = LineRef(c.po.value(i), c.line.value(i));
         match kind {
             EventKind::PoLineCreated | EventKind::PoLineChanged => {
                 let promised = c.promised_date.value(i);
-                let entry = self.lines.entry(key());
-                let line = entry.or_insert_with(|| {
-                    Box::new(PurchaseLine {
-                        supplier: Arc::from(""),
-                        part: Arc::from(""),
-                        site: Arc::from(""),
-                        quantity: 0.0,
-                        received_quantity: 0.0,
-                        unit_price: 0.0,
-                        order_date: 0,
-                        promised_date: promised,
-                        original_promised_date: promised,
-                        confirmed: false,
-                        backordered: false,
-                        reschedule_count: 0,
-                        shipment: None,
-                        created_at: t,
-                        delivered_at: None,
-                    })
-                });
-                if line.shipment.is_none() {
-                    line.shipment = self.awaiting_line.remove(&key());
+                // Look up by the borrowed key first: only a new line allocates its key.
+                let line = match self.lines.get_index_of(&key) {
+                    Some(at) => &mut self.lines[at],
+                    None => {
+                        let new = Box::new(PurchaseLine {
+                            supplier: Arc::from(""),
+                            part: Arc::from(""),
+                            site: Arc::from(""),
+                            quantity: 0.0,
+                            received_quantity: 0.0,
+                            unit_price: 0.0,
+                            order_date: 0,
+                            promised_date: promised,
+                            original_promised_date: promised,
+                            confirmed: false,
+                            backordered: false,
+                            reschedule_count: 0,
+                            shipment: None,
+                            created_at: t,
+                            delivered_at: OptTime::NONE,
+                        });
+                        let (at, _) = self.lines.insert_full((key.0.into(), key.1), new);
+                        &mut self.lines[at]
+                    }
+                };
+                if line.shipment.is_none() && !self.awaiting_line.is_empty() {
+                    line.shipment = self.awaiting_line.swap_remove(&key);
                 }
                 line.supplier = self.names.get(c.supplier.value(i));
                 line.part = self.names.get(c.part.value(i));
@@ -508,9 +600,9 @@ impl State {
                 line.promised_date = promised;
                 true
             }
-            EventKind::PoLineCancelled => self.lines.swap_remove(&key()).is_some(),
+            EventKind::PoLineCancelled => self.lines.swap_remove(&key).is_some(),
             EventKind::SupplierConfirmation => {
-                let Some(line) = self.lines.get_mut(&key()) else {
+                let Some(line) = self.lines.get_mut(&key) else {
                     return false;
                 };
                 let status = c.status.value(i);
@@ -545,16 +637,18 @@ impl State {
                 true
             }
             EventKind::GoodsReceipt => {
-                let k = key();
-                let Some(line) = self.lines.get_mut(&k) else {
+                let Some(line) = self.lines.get_mut(&key) else {
                     return false;
                 };
                 line.received_quantity += c.quantity.value(i);
                 // A line is complete when at most 2% is missing (split shipments, counting noise).
                 if line.received_quantity >= line.quantity * 0.98 {
-                    let line = self.lines.swap_remove(&k).expect("present: just looked up");
+                    let (k, line) = self
+                        .lines
+                        .swap_remove_entry(&key)
+                        .expect("present: just looked up");
                     self.deliveries.push_back(Delivery {
-                        po: k.0,
+                        po: k.0.into(),
                         line: k.1,
                         supplier: line.supplier,
                         part: line.part,
@@ -614,6 +708,7 @@ impl State {
 
     fn create_shipment(&mut self, c: &Cols, i: usize, t: i64) -> bool {
         let id = c.shipment.value(i).to_string();
+        let shared: Arc<str> = Arc::from(id.as_str());
         let refs = c.po_lines.value(i);
         let refs: &StructArray = refs.as_struct();
         let (pos, nums) = (
@@ -626,12 +721,12 @@ impl State {
             if pos.is_null(j) || nums.is_null(j) {
                 continue;
             }
-            let k = (pos.value(j).to_string(), nums.value(j));
+            let k: LineKey = (pos.value(j).into(), nums.value(j));
             match self.lines.get_mut(&k) {
-                Some(l) => l.shipment = Some(id.clone()),
+                Some(l) => l.shipment = Some(shared.clone()),
                 None => {
                     all_known = false;
-                    self.awaiting_line.insert(k.clone(), id.clone());
+                    self.awaiting_line.insert(k.clone(), shared.clone());
                 }
             }
             lines.push(k);
@@ -702,10 +797,10 @@ impl State {
                     .swap_remove(id)
                     .expect("present: just looked up");
                 for k in &s.lines {
-                    self.awaiting_line.remove(k);
+                    self.awaiting_line.swap_remove(k);
                     if let Some(l) = self.lines.get_mut(k) {
                         l.shipment = None;
-                        l.delivered_at = Some(t);
+                        l.delivered_at = OptTime::some(t);
                     }
                 }
             }
@@ -751,10 +846,24 @@ impl State {
     /// Share the names of records decoded from a checkpoint (each holds its own copy then).
     pub fn share_names(&mut self) {
         let names = &mut self.names;
+        // Shipment ids are shared by their lines only: not kept in the interner afterwards.
+        let mut shipments: HashSet<Arc<str>> = HashSet::new();
+        let mut shared = |id: &mut Arc<str>| match shipments.get(&**id) {
+            Some(a) => *id = a.clone(),
+            None => {
+                shipments.insert(id.clone());
+            }
+        };
         for l in self.lines.values_mut() {
             l.supplier = names.get(&l.supplier);
             l.part = names.get(&l.part);
             l.site = names.get(&l.site);
+            if let Some(id) = &mut l.shipment {
+                shared(id);
+            }
+        }
+        for id in self.awaiting_line.values_mut() {
+            shared(id);
         }
         for d in &mut self.deliveries {
             d.supplier = names.get(&d.supplier);

@@ -226,7 +226,7 @@ pub(super) fn snapshot(s: &State) -> Tables {
     let po_lines = batch(
         0,
         vec![
-            strs(lines.iter().map(|(k, _)| k.0.as_str())),
+            strs(lines.iter().map(|(k, _)| &*k.0)),
             i64s(lines.iter().map(|(k, _)| k.1)),
             strs(lines.iter().map(|(_, l)| &*l.supplier)),
             strs(lines.iter().map(|(_, l)| &*l.part)),
@@ -245,10 +245,10 @@ pub(super) fn snapshot(s: &State) -> Tables {
             stamps(lines.iter().map(|(_, l)| due_at(l.promised_date))),
             bools(lines.iter().map(|(_, l)| l.confirmed)),
             bools(lines.iter().map(|(_, l)| l.backordered)),
-            i64s(lines.iter().map(|(_, l)| l.reschedule_count)),
+            i64s(lines.iter().map(|(_, l)| i64::from(l.reschedule_count))),
             opt_strs(lines.iter().map(|(_, l)| l.shipment.as_deref())),
             stamps(lines.iter().map(|(_, l)| l.created_at)),
-            opt_stamps(lines.iter().map(|(_, l)| l.delivered_at)),
+            opt_stamps(lines.iter().map(|(_, l)| l.delivered_at.get())),
         ],
     );
     let d = &s.deliveries;
@@ -267,7 +267,7 @@ pub(super) fn snapshot(s: &State) -> Tables {
             dates(d.iter().map(|x| x.original_promised_date)),
             stamps(d.iter().map(|x| due_at(x.promised_date))),
             stamps(d.iter().map(|x| x.received_at)),
-            i64s(d.iter().map(|x| x.reschedule_count)),
+            i64s(d.iter().map(|x| i64::from(x.reschedule_count))),
         ],
     );
     let r = &s.reschedules;

@@ -42,7 +42,7 @@ fn redelivered_events_count_once() {
     let again = s.apply(&b, T0 + DAY_MS);
     assert_eq!(again.duplicates, 2);
     assert!(again.applied.is_empty());
-    let line = &s.lines[&("PO1".to_string(), 1)];
+    let line = &s.lines[&LineRef("PO1", 1)];
     assert_eq!(
         line.received_quantity, 60.0,
         "the partial receipt is counted once"
@@ -83,7 +83,7 @@ fn reschedule_moves_the_promise_and_is_recorded() {
         ]),
         T0,
     );
-    let l = &s.lines[&("PO1".to_string(), 1)];
+    let l = &s.lines[&LineRef("PO1", 1)];
     assert_eq!(l.reschedule_count, 1);
     assert_eq!(l.promised_date - l.original_promised_date, 5);
     assert_eq!(s.reschedules.len(), 1);
@@ -111,10 +111,7 @@ fn milestones_make_stops_and_delivery_ends_the_shipment() {
     assert_eq!(s.shipments["SH1"].held_since, Some(T0 + 4 * DAY_MS));
     let snap = s.snapshot();
     assert_eq!(snap.get("stops").unwrap().num_rows(), 1, "the open stop");
-    assert_eq!(
-        s.lines[&("PO1".to_string(), 1)].shipment.as_deref(),
-        Some("SH1")
-    );
+    assert_eq!(s.lines[&LineRef("PO1", 1)].shipment.as_deref(), Some("SH1"));
     s.apply(
         &batch_of(&[
             sh("e5", "departed", "SGSIN", T0 + 6 * DAY_MS),
@@ -125,7 +122,7 @@ fn milestones_make_stops_and_delivery_ends_the_shipment() {
     assert_eq!(s.stops.len(), 1);
     assert_eq!(s.stops[0].departed_at - s.stops[0].arrived_at, 3 * DAY_MS);
     assert_eq!(s.in_flight_shipments(), 0);
-    assert_eq!(s.lines[&("PO1".to_string(), 1)].shipment, None);
+    assert_eq!(s.lines[&LineRef("PO1", 1)].shipment, None);
 }
 
 #[test]
@@ -161,4 +158,112 @@ fn snapshot_tables_have_the_declared_schemas() {
     for ((name, b), schema) in snap.tables.iter().zip(tables::schemas()) {
         assert_eq!(b.schema(), *schema, "{name}");
     }
+}
+
+#[test]
+fn a_line_and_a_seen_id_stay_small() {
+    // A million open lines is a normal size: each byte here is a megabyte there.
+    assert!(std::mem::size_of::<PurchaseLine>() <= 128);
+    assert_eq!(std::mem::size_of::<(IdHash, i64)>(), 24);
+    assert_eq!(std::mem::size_of::<OptTime>(), 8);
+}
+
+#[test]
+fn a_borrowed_line_key_finds_the_owned_one() {
+    use std::hash::BuildHasher;
+    let build = std::hash::RandomState::new();
+    let owned: LineKey = ("PO-7".into(), 3);
+    assert_eq!(
+        build.hash_one(&owned),
+        build.hash_one(LineRef("PO-7", 3)),
+        "the same hash, or lookups miss"
+    );
+    let mut m: IndexMap<LineKey, u8> = IndexMap::new();
+    m.insert(owned, 1);
+    assert_eq!(m.get(&LineRef("PO-7", 3)), Some(&1));
+    assert_eq!(m.get(&LineRef("PO-7", 4)), None);
+    assert_eq!(m.get(&LineRef("PO-70", 3)), None);
+}
+
+/// The layout a line and a seen id had before they were packed: checkpoints written then must
+/// decode now (and the other way round), byte for byte.
+#[test]
+fn packed_fields_keep_the_checkpoint_encoding() {
+    #[derive(Serialize, Deserialize, PartialEq, Debug)]
+    struct Before {
+        reschedule_count: i64,
+        shipment: Option<String>,
+        delivered_at: Option<i64>,
+        seen: HashMap<u128, i64>,
+        awaiting_line: HashMap<(String, i64), String>,
+    }
+    #[derive(Serialize, Deserialize, PartialEq, Debug)]
+    struct After {
+        reschedule_count: i32,
+        shipment: Option<Arc<str>>,
+        delivered_at: OptTime,
+        seen: HashMap<IdHash, i64, BuildHasherDefault<PreHashed>>,
+        awaiting_line: IndexMap<LineKey, Arc<str>>,
+    }
+    let id = event_id_hash("evt-1");
+    for (count, shipment, delivered) in [
+        (0, None, None),
+        (-3, Some("SH1"), Some(T0)),
+        (7, None, Some(-1)),
+    ] {
+        let before = Before {
+            reschedule_count: count,
+            shipment: shipment.map(str::to_string),
+            delivered_at: delivered,
+            seen: HashMap::from([(u128::from(id), T0)]),
+            awaiting_line: HashMap::from([(("PO1".to_string(), 2), "SH9".to_string())]),
+        };
+        let after = After {
+            reschedule_count: count as i32,
+            shipment: shipment.map(Arc::from),
+            delivered_at: delivered.map_or(OptTime::NONE, OptTime::some),
+            seen: HashMap::from_iter([(id, T0)]),
+            awaiting_line: IndexMap::from([(("PO1".into(), 2), Arc::from("SH9"))]),
+        };
+        let old_bytes = postcard::to_allocvec(&before).unwrap();
+        assert_eq!(postcard::to_allocvec(&after).unwrap(), old_bytes);
+        assert_eq!(postcard::from_bytes::<After>(&old_bytes).unwrap(), after);
+        assert_eq!(after.delivered_at.get(), delivered);
+    }
+}
+
+#[test]
+fn a_shipments_lines_share_its_id_also_after_a_restore() {
+    let mut s = State::new(Retention::default());
+    s.apply(
+        &batch_of(&[
+            created("e1", "PO1", 1, "2026-03-10", T0),
+            created("e2", "PO1", 2, "2026-03-10", T0),
+            json!({"event_id": "e3", "kind": "shipment_created", "event_time": iso(T0), "source": "t",
+                "shipment": "SH1", "supplier": "S1",
+                "po_lines": [{"po": "PO1", "line": 1}, {"po": "PO1", "line": 2}, {"po": "PO1", "line": 3}],
+                "origin": "CNSHA", "destination": "DEHAM", "carrier": "C", "mode": "ocean",
+                "shipped_at": iso(T0), "eta": iso(T0 + 9 * DAY_MS)}),
+        ]),
+        T0,
+    );
+    let shared = |s: &State| {
+        let one = s.lines[&LineRef("PO1", 1)].shipment.clone().unwrap();
+        let two = s.lines[&LineRef("PO1", 2)].shipment.clone().unwrap();
+        let waiting = s.awaiting_line[&LineRef("PO1", 3)].clone();
+        assert_eq!(&*one, "SH1");
+        Arc::ptr_eq(&one, &two) && Arc::ptr_eq(&one, &waiting)
+    };
+    assert!(shared(&s));
+    let mut restored: State = postcard::from_bytes(&postcard::to_allocvec(&s).unwrap()).unwrap();
+    assert!(!shared(&restored), "decoding gives each its own copy");
+    restored.share_names();
+    assert!(shared(&restored));
+    // The line that arrives later takes the shipment over.
+    restored.apply(&batch_of(&[created("e4", "PO1", 3, "2026-03-10", T0)]), T0);
+    assert_eq!(
+        restored.lines[&LineRef("PO1", 3)].shipment.as_deref(),
+        Some("SH1")
+    );
+    assert!(restored.awaiting_line.is_empty());
 }
