@@ -683,6 +683,23 @@ struct Latency {
     skipped: u64,
 }
 
+/// Each probe's latency in ms, sorted. A probe sent but never seen is a miss, not a sample
+/// to leave out: it counts as infinitely late, so misses push the percentiles up.
+fn latencies_ms(sent: &[Option<Instant>], seen: &[Option<Instant>]) -> Vec<f64> {
+    let mut lat: Vec<f64> = sent
+        .iter()
+        .zip(seen)
+        .filter_map(|(s, r)| {
+            let s = s.as_ref()?;
+            Some(r.as_ref().map_or(f64::INFINITY, |r| {
+                r.duration_since(*s).as_secs_f64() * 1000.0
+            }))
+        })
+        .collect();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    lat
+}
+
 /// The `q` quantile of sorted samples (infinite when there are none).
 fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -926,34 +943,12 @@ async fn bench_latency(rate: usize, seconds: u64) -> Option<Latency> {
     let skipped = by_topic(&running.shared.metrics.skipped_offsets, &topics);
     running.shutdown().await;
     let sent = sent_at.lock().ok()?.clone();
-    // A probe sent but never seen is a miss, not a sample to leave out: it counts as
-    // infinitely late, so misses push the percentiles up instead of hiding.
-    let mut lat: Vec<f64> = sent
-        .iter()
-        .zip(&seen_at)
-        .filter_map(|(s, r)| {
-            let s = s.as_ref()?;
-            Some(r.as_ref().map_or(f64::INFINITY, |r| {
-                r.duration_since(*s).as_secs_f64() * 1000.0
-            }))
-        })
-        .collect();
+    let lat = latencies_ms(&sent, &seen_at);
     let seen = lat.iter().filter(|l| l.is_finite()).count();
     if seen == 0 {
         return None;
     }
-    let mut broker: Vec<f64> = sent
-        .iter()
-        .zip(&bare_seen)
-        .filter_map(|(s, r)| {
-            let s = s.as_ref()?;
-            Some(r.as_ref().map_or(f64::INFINITY, |r| {
-                r.duration_since(*s).as_secs_f64() * 1000.0
-            }))
-        })
-        .collect();
-    broker.sort_by(|a, b| a.total_cmp(b));
-    lat.sort_by(|a, b| a.total_cmp(b));
+    let broker = latencies_ms(&sent, &bare_seen);
     let pct = |q: f64| percentile(&lat, q);
     Some(Latency {
         rate: achieved,

@@ -336,14 +336,20 @@ mod tests {
         assert!(w.is_late(8_999));
     }
 
-    #[test]
-    fn a_caught_up_partition_holds_it_until_the_idle_timeout() {
+    /// A 5 s idle timeout; erp's clock at 1,000 and wms's at 9,000, both read at t0.
+    fn erp_behind_wms() -> (Watermark, Instant) {
         let t0 = Instant::now();
-        let secs = |s: u64| t0 + Duration::from_secs(s);
         let mut w = Watermark::new(Duration::ZERO, Duration::from_secs(5));
         w.set_assignment([(tp("erp"), 0, false), (tp("wms"), 0, false)], t0);
         w.observe(&tp("erp"), 0, 1_000, t0);
         w.observe(&tp("wms"), 0, 9_000, t0);
+        (w, t0)
+    }
+
+    #[test]
+    fn a_caught_up_partition_holds_it_until_the_idle_timeout() {
+        let (mut w, t0) = erp_behind_wms();
+        let secs = |s: u64| t0 + Duration::from_secs(s);
         assert_eq!(w.current(), 1_000);
         // erp has nothing more to read right now, but its producer may just be behind.
         w.set_assignment([(tp("erp"), 0, true), (tp("wms"), 0, false)], secs(4));
@@ -362,12 +368,8 @@ mod tests {
 
     #[test]
     fn an_outage_is_not_idleness() {
-        let t0 = Instant::now();
+        let (mut w, t0) = erp_behind_wms();
         let secs = |s: u64| t0 + Duration::from_secs(s);
-        let mut w = Watermark::new(Duration::ZERO, Duration::from_secs(5));
-        w.set_assignment([(tp("erp"), 0, false), (tp("wms"), 0, false)], t0);
-        w.observe(&tp("erp"), 0, 1_000, t0);
-        w.observe(&tp("wms"), 0, 9_000, t0);
         // The broker is down for 20 s: ingest cannot tell a partition caught up.
         for s in 1..=20 {
             w.set_assignment([(tp("erp"), 0, false), (tp("wms"), 0, true)], secs(s));
