@@ -12,10 +12,9 @@
 //! is caught up (its high watermark reached) and has delivered nothing and had nothing to read
 //! for the idle timeout (wall clock, Flink's `withIdleness`) is idle and does not hold the
 //! watermark back; when every partition is idle the watermark follows the largest event time
-//! seen. The timeout
-//! keeps a partition whose producer is a moment behind the others (batching, a busy machine)
-//! from being passed by and having its next events judged late. The watermark never moves
-//! backwards. Times of the wall clock are passed in, so tests need no sleeps.
+//! seen. The timeout keeps a partition whose producer is a moment behind the others (batching,
+//! a busy machine) from being passed by and having its next events judged late. The watermark
+//! never moves backwards. Times of the wall clock are passed in, so tests need no sleeps.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -19,6 +19,8 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
+use indexmap::map::raw_entry_v1::RawEntryMut;
+use indexmap::map::RawEntryApiV1;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
@@ -563,10 +565,10 @@ impl State {
         match kind {
             EventKind::PoLineCreated | EventKind::PoLineChanged => {
                 let promised = c.promised_date.value(i);
-                // Look up by the borrowed key first: only a new line allocates its key.
-                let line = match self.lines.get_index_of(&key) {
-                    Some(at) => &mut self.lines[at],
-                    None => {
+                // Looked up by the borrowed key, hashed once: only a new line allocates its key.
+                let line = match self.lines.raw_entry_mut_v1().from_key(&key) {
+                    RawEntryMut::Occupied(e) => e.into_mut(),
+                    RawEntryMut::Vacant(e) => {
                         let new = Box::new(PurchaseLine {
                             supplier: Arc::from(""),
                             part: Arc::from(""),
@@ -584,8 +586,7 @@ impl State {
                             created_at: t,
                             delivered_at: OptTime::NONE,
                         });
-                        let (at, _) = self.lines.insert_full((key.0.into(), key.1), new);
-                        &mut self.lines[at]
+                        e.insert((key.0.into(), key.1), new).1
                     }
                 };
                 if line.shipment.is_none() && !self.awaiting_line.is_empty() {
