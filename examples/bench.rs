@@ -321,6 +321,8 @@ struct EvalFigures {
     /// Building the `/metrics` series of one evaluation (once per scrape, not per tick).
     series_ms: f64,
     alerts: usize,
+    /// Each indicator's query run alone (median of 3), slowest first.
+    alone_ms: Vec<(String, f64)>,
 }
 
 /// Median over 3 ticks (after one warm-up) of a whole evaluation: snapshot, every shipped
@@ -366,7 +368,22 @@ async fn bench_eval(book: &pipeline::RuleBook, state: &State) -> EvalFigures {
             series_ms.push(r);
         }
     }
+    // Each query alone: the tick runs them concurrently, so its time does not say which
+    // ones it goes to.
+    let tables = state.snapshot();
+    let mut alone_ms = Vec::new();
+    for (i, def) in book.indicators.defs().iter().enumerate() {
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            let t = Instant::now();
+            drop(book.indicators.evaluate_alone(&tables, i).await);
+            runs.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        alone_ms.push((def.name.clone(), median(runs)));
+    }
+    alone_ms.sort_by(|a, b| b.1.total_cmp(&a.1));
     EvalFigures {
+        alone_ms,
         snapshot_ms: median(snap_ms),
         queries_ms: median(queries_ms),
         tick_ms: median(tick_ms),
@@ -1216,6 +1233,12 @@ fn main() -> anyhow::Result<()> {
                     rss_bytes().unwrap_or(0) >> 20,
                     build
                 );
+                let alone: Vec<String> = f
+                    .alone_ms
+                    .iter()
+                    .map(|(name, ms)| format!("{name} {ms:.1}"))
+                    .collect();
+                println!("      each query alone (ms): {}", alone.join(", "));
             }
         }
         if let (Some(&one), Some(&ten)) = (at_top.get(&1), at_top.get(&10)) {

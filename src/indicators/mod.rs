@@ -416,13 +416,7 @@ impl Indicators {
     /// Run every indicator on a snapshot; `eval_time()` is the snapshot's watermark.
     /// One failing indicator does not stop the others.
     pub async fn evaluate(&self, tables: &Tables) -> Vec<Result<IndicatorResult, IndicatorError>> {
-        self.clock.store(tables.watermark, Ordering::SeqCst);
-        for (name, batch) in &tables.tables {
-            match self.tables.iter().find(|(n, _)| n == name) {
-                Some((_, table)) => *table.batches[0].write().await = vec![batch.clone()],
-                None => tracing::error!(table = name, "Snapshot has a table the session lacks."),
-            }
-        }
+        self.load(tables).await;
         // Independent queries over the same snapshot: each on its own task, so both cores
         // work on them.
         let tasks: Vec<_> = self
@@ -448,6 +442,38 @@ impl Indicators {
             }));
         }
         out
+    }
+
+    /// Run the indicator at `index` of [`Self::defs`] alone on a snapshot (`make bench` times
+    /// each query this way, to show which ones the tick's time goes to).
+    pub async fn evaluate_alone(
+        &self,
+        tables: &Tables,
+        index: usize,
+    ) -> Option<Result<IndicatorResult, IndicatorError>> {
+        let def = self.defs.get(index)?;
+        self.load(tables).await;
+        Some(
+            run(
+                self.ctx.clone(),
+                def.name.clone(),
+                def.plan.clone(),
+                def.output.clone(),
+                self.limits,
+            )
+            .await,
+        )
+    }
+
+    /// Point the session's tables at a snapshot and its clock at the snapshot's watermark.
+    async fn load(&self, tables: &Tables) {
+        self.clock.store(tables.watermark, Ordering::SeqCst);
+        for (name, batch) in &tables.tables {
+            match self.tables.iter().find(|(n, _)| n == name) {
+                Some((_, table)) => *table.batches[0].write().await = vec![batch.clone()],
+                None => tracing::error!(table = name, "Snapshot has a table the session lacks."),
+            }
+        }
     }
 }
 
