@@ -3,6 +3,8 @@
 -- the promised day plus a 1-day tolerance), mean and p90 delay in days (negative = early);
 -- open lines past their promised date (count and open value); reschedules in 30 days.
 -- Ratios need at least 3 deliveries, otherwise they are null (too few to judge).
+-- The p90 is exact (percentile_cont, interpolated): approx_percentile_cont builds a t-digest per
+-- supplier and was 12x slower with 1M deliveries in the window (docs/benchmarks.md).
 WITH recent AS (
     SELECT supplier, days_between(received_at, due_at) AS delay_days
     FROM deliveries
@@ -14,7 +16,7 @@ delivery AS (
            CASE WHEN COUNT(*) >= 3
                 THEN AVG(CASE WHEN delay_days <= 1.0 THEN 1.0 ELSE 0.0 END) END AS on_time_ratio,
            AVG(delay_days) AS mean_delay_days,
-           approx_percentile_cont(0.9) WITHIN GROUP (ORDER BY delay_days) AS p90_delay_days
+           percentile_cont(0.9) WITHIN GROUP (ORDER BY delay_days) AS p90_delay_days
     FROM recent
     GROUP BY supplier
 ),
