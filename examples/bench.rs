@@ -321,8 +321,10 @@ struct EvalFigures {
     /// Building the `/metrics` series of one evaluation (once per scrape, not per tick).
     series_ms: f64,
     alerts: usize,
-    /// Each indicator's query run alone (median of 3), slowest first.
+    /// Each indicator's query run alone (median of 3), slowest first; with the views it reads.
     alone_ms: Vec<(String, f64)>,
+    /// Each view computed alone (median of 3).
+    views_ms: Vec<(String, f64)>,
 }
 
 /// Median over 3 ticks (after one warm-up) of a whole evaluation: snapshot, every shipped
@@ -382,8 +384,19 @@ async fn bench_eval(book: &pipeline::RuleBook, state: &State) -> EvalFigures {
         alone_ms.push((def.name.clone(), median(runs)));
     }
     alone_ms.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut views_ms = Vec::new();
+    for (i, view) in book.indicators.views().iter().enumerate() {
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            let t = Instant::now();
+            drop(book.indicators.compute_view_alone(&tables, i).await);
+            runs.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        views_ms.push((view.name.clone(), median(runs)));
+    }
     EvalFigures {
         alone_ms,
+        views_ms,
         snapshot_ms: median(snap_ms),
         queries_ms: median(queries_ms),
         tick_ms: median(tick_ms),
@@ -1238,7 +1251,16 @@ fn main() -> anyhow::Result<()> {
                     .iter()
                     .map(|(name, ms)| format!("{name} {ms:.1}"))
                     .collect();
-                println!("      each query alone (ms): {}", alone.join(", "));
+                let views: Vec<String> = f
+                    .views_ms
+                    .iter()
+                    .map(|(name, ms)| format!("{name} {ms:.1}"))
+                    .collect();
+                println!(
+                    "      each query alone (ms; an indicator's includes the views it reads): {}; views: {}",
+                    alone.join(", "),
+                    views.join(", ")
+                );
             }
         }
         if let (Some(&one), Some(&ten)) = (at_top.get(&1), at_top.get(&10)) {

@@ -399,9 +399,10 @@ async fn check(dir: PathBuf) -> anyhow::Result<ExitCode> {
         Ok(book) => {
             let rules: usize = book.rules.groups.iter().map(|g| g.rules.len()).sum();
             println!(
-                "{}: {} indicators, {} rules in {} groups: OK",
+                "{}: {} indicators ({} views), {} rules in {} groups: OK",
                 dir.display(),
                 book.indicators.defs().len(),
+                book.indicators.views().len(),
                 rules,
                 book.rules.groups.len()
             );

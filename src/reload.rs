@@ -15,7 +15,7 @@
 //!
 //! Files are watched by polling: the `notify` crate is not in the offline dependency set.
 //! Every [`POLL`] the watcher hashes the files the loader reads (`*.yaml` / `*.yml` in the
-//! directory and `indicators/*.sql`) and asks for a reload once the hash has changed and then
+//! directory, `indicators/*.sql` and `indicators/views/*.sql`) and asks for a reload once the hash has changed and then
 //! stayed the same for [`QUIET`]: an editor's write-to-temp-then-rename, or a `git checkout`
 //! of several files, gives one reload of the final content, and temporary files (`.swp`, `~`,
 //! `.tmp`) are not looked at.
@@ -317,10 +317,12 @@ fn files_with(dir: &Path, exts: &[&str]) -> Vec<PathBuf> {
 }
 
 impl Fingerprint {
-    /// Hash `dir/*.yaml`, `dir/*.yml` and `dir/indicators/*.sql` (blocking file reads).
+    /// Hash `dir/*.yaml`, `dir/*.yml`, `dir/indicators/*.sql` and `dir/indicators/views/*.sql`
+    /// (blocking file reads).
     pub fn of(dir: &Path) -> Fingerprint {
         let mut files = files_with(dir, &["yaml", "yml"]);
         files.extend(files_with(&dir.join("indicators"), &["sql"]));
+        files.extend(files_with(&dir.join("indicators/views"), &["sql"]));
         Fingerprint(
             files
                 .into_iter()
@@ -475,6 +477,7 @@ mod tests {
         write(dir, "README.md", "junk");
         write(dir, "old/b.yaml", "junk");
         write(dir, "indicators/notes.txt", "junk");
+        write(dir, "indicators/views/notes.txt", "junk");
         assert_eq!(Fingerprint::of(dir), fp);
 
         // Same content rewritten: same fingerprint (no reload for a touch).
@@ -488,6 +491,9 @@ mod tests {
         assert_ne!(Fingerprint::of(dir), changed);
         std::fs::remove_file(dir.join("b.yml")).unwrap();
         assert_eq!(Fingerprint::of(dir), changed);
+        // A view is part of the book.
+        write(dir, "indicators/views/v.sql", "SELECT 1");
+        assert_ne!(Fingerprint::of(dir), changed);
     }
 
     #[test]

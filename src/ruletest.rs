@@ -499,20 +499,14 @@ pub async fn load(path: &Path) -> Result<TestFile, Vec<TestFileError>> {
     }
 }
 
-/// The indicators the rules use, planned again without the others: every evaluation runs every
-/// indicator, and the SQL is most of a test's time.
+/// The indicators the rules use (with the views they read), planned again without the others:
+/// every evaluation runs every indicator, and the SQL is most of a test's time.
 async fn only_used(
     all: &Indicators,
     rules: &crate::rules::RuleSet,
 ) -> Result<Indicators, Vec<crate::indicators::IndicatorError>> {
     let used: BTreeSet<&str> = rules.rules().map(|r| r.indicator.as_str()).collect();
-    let sources = all
-        .defs()
-        .iter()
-        .filter(|d| used.contains(d.name.as_str()))
-        .map(|d| (d.path.clone(), d.sql.clone()))
-        .collect();
-    Indicators::from_sources_with(sources, all.limits()).await
+    all.only(|name| used.contains(name)).await
 }
 
 /// Longest duration accepted (100 years): keeps time arithmetic far from overflow.
@@ -730,9 +724,13 @@ mod tests {
     fn rules_dir() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
-        std::fs::create_dir(dir.path().join("indicators")).unwrap();
+        std::fs::create_dir_all(dir.path().join("indicators/views")).unwrap();
         std::fs::create_dir(dir.path().join("tests")).unwrap();
-        for d in [src.clone(), src.join("indicators")] {
+        for d in [
+            src.clone(),
+            src.join("indicators"),
+            src.join("indicators/views"),
+        ] {
             for e in std::fs::read_dir(&d).unwrap() {
                 let p = e.unwrap().path();
                 if p.is_file() {

@@ -5,6 +5,11 @@
 //! are its labels (e.g. `supplier`) and whose numeric columns are its values (e.g.
 //! `on_time_ratio`), turned into [`IndicatorRow`]s for the rules and the exporter.
 //!
+//! Views (`rules/indicators/views/<name>.sql`) are queries several indicators share: each is
+//! computed once per evaluation, before the indicators that read it, and read under its name
+//! like a state table (files in name order; a view may read the views before it). An indicator
+//! that reads no view runs alongside the views.
+//!
 //! Every query is planned at load time against empty tables, so a wrong column or type fails
 //! when the files are loaded, not at evaluation. Queries run read-only: no DDL, DML or
 //! statements (`SET`, `CREATE EXTERNAL TABLE`, ...) are accepted.
@@ -80,6 +85,13 @@ pub enum IndicatorError {
         limit: usize,
         message: String,
     },
+    /// A view the indicator reads failed in this evaluation, so the indicator was not run.
+    #[error("indicator {name}: not run, view {view} failed: {}", source.detail())]
+    ViewFailed {
+        name: String,
+        view: String,
+        source: Arc<IndicatorError>,
+    },
 }
 
 impl IndicatorError {
@@ -88,7 +100,22 @@ impl IndicatorError {
         match self {
             IndicatorError::TimeLimit { .. } => "time",
             IndicatorError::MemoryLimit { .. } => "memory",
+            IndicatorError::ViewFailed { source, .. } => source.kind(),
             _ => "error",
+        }
+    }
+
+    /// What went wrong, without naming the query (for a view's error told in an indicator's).
+    fn detail(&self) -> String {
+        match self {
+            IndicatorError::Execute { message, .. } => message.clone(),
+            IndicatorError::TimeLimit { limit, .. } => {
+                format!("stopped after the time limit of {limit:?}")
+            }
+            IndicatorError::MemoryLimit { limit, message, .. } => {
+                format!("stopped at the memory limit of {limit} bytes: {message}")
+            }
+            other => other.to_string(),
         }
     }
 }
@@ -99,7 +126,8 @@ pub struct Limits {
     /// Wall-clock time one indicator may run in one evaluation.
     pub time: std::time::Duration,
     /// Memory the operators of one query may hold (hash tables, sorts, joins); the state
-    /// tables themselves are not counted. Queries run one at a time, so this is per query.
+    /// tables themselves are not counted. The pool is the session's: indicators running at the
+    /// same time share it.
     pub memory_bytes: usize,
 }
 
@@ -125,6 +153,23 @@ pub struct IndicatorDef {
     /// it physically (which reads the current tables), saving about two thirds of the per-tick
     /// planning cost.
     pub plan: LogicalPlan,
+    /// The views it reads, as indices into [`Indicators::views`].
+    pub reads: Vec<usize>,
+}
+
+/// A loaded, planned view: computed once per evaluation before the indicators that read it, and
+/// registered as a table under its name.
+#[derive(Debug, Clone)]
+pub struct ViewDef {
+    pub name: String,
+    pub path: PathBuf,
+    pub sql: String,
+    /// The output schema found when planning (the schema of its table).
+    pub output: SchemaRef,
+    pub plan: LogicalPlan,
+    /// The views it reads, all earlier in [`Indicators::views`].
+    pub reads: Vec<usize>,
+    table: Arc<MemTable>,
 }
 
 /// One output row of an indicator.
@@ -238,8 +283,17 @@ pub struct Indicators {
     /// The state tables, registered once; each evaluation swaps their contents, so the cached
     /// logical plans (which hold the providers) see the new data.
     tables: StateTables,
+    views: Vec<ViewDef>,
     defs: Vec<IndicatorDef>,
     limits: Limits,
+}
+
+/// An indicator's task in one evaluation.
+enum Pending {
+    Running(tokio::task::JoinHandle<Result<IndicatorResult, IndicatorError>>),
+    /// Waits for the views it reads.
+    Waiting,
+    Failed(IndicatorError),
 }
 
 fn sql_options() -> SQLOptions {
@@ -316,28 +370,18 @@ impl Indicators {
         Self::load_dir_with(dir, Limits::default()).await
     }
 
-    /// Load every `*.sql` file of `dir`; each is planned now. All errors are collected.
+    /// Load every `*.sql` file of `dir` as an indicator and of `dir/views` (if it exists) as a
+    /// view; each is planned now. All errors are collected.
     pub async fn load_dir_with(dir: &Path, limits: Limits) -> Result<Self, Vec<IndicatorError>> {
-        let read = std::fs::read_dir(dir).map_err(|source| {
-            vec![IndicatorError::Read {
-                path: dir.to_path_buf(),
-                source,
-            }]
-        })?;
-        let mut files: Vec<PathBuf> = read
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "sql"))
-            .collect();
-        files.sort();
-        let mut sources = Vec::new();
         let mut errors = Vec::new();
-        for path in files {
-            match std::fs::read_to_string(&path) {
-                Ok(sql) => sources.push((path, sql)),
-                Err(source) => errors.push(IndicatorError::Read { path, source }),
-            }
-        }
-        match Self::from_sources_with(sources, limits).await {
+        let views_dir = dir.join("views");
+        let views = if views_dir.is_dir() {
+            read_sql_files(&views_dir, &mut errors)
+        } else {
+            Vec::new()
+        };
+        let sources = read_sql_files(dir, &mut errors);
+        match Self::from_parts_with(views, sources, limits).await {
             Ok(me) if errors.is_empty() => Ok(me),
             Ok(_) => Err(errors),
             Err(mut more) => {
@@ -359,14 +403,75 @@ impl Indicators {
         sources: Vec<(PathBuf, String)>,
         limits: Limits,
     ) -> Result<Self, Vec<IndicatorError>> {
+        Self::from_parts_with(Vec::new(), sources, limits).await
+    }
+
+    /// Plan views, then indicators, each given as (path, SQL); names are the file stems. Views
+    /// are planned in the order given, each registered as an (empty) table before the next.
+    pub async fn from_parts_with(
+        view_sources: Vec<(PathBuf, String)>,
+        sources: Vec<(PathBuf, String)>,
+        limits: Limits,
+    ) -> Result<Self, Vec<IndicatorError>> {
         let (ctx, clock, tables) = Self::session(&limits);
+        let mut views: Vec<ViewDef> = Vec::new();
         let mut defs = Vec::new();
         let mut errors = Vec::new();
-        for (path, sql) in sources {
-            let name = path
-                .file_stem()
+        let name_of = |path: &Path| {
+            path.file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
+                .unwrap_or_default()
+        };
+        for (path, sql) in view_sources {
+            let name = name_of(&path);
+            if !valid_name(&name) {
+                errors.push(IndicatorError::BadName { path, name });
+                continue;
+            }
+            if tables.iter().any(|(t, _)| *t == name) || views.iter().any(|v| v.name == name) {
+                errors.push(IndicatorError::Plan {
+                    path,
+                    message: format!("a view cannot be named {name:?}: a table has that name"),
+                });
+                continue;
+            }
+            let (output, plan) = match plan_query(&ctx, &path, &sql, &limits).await {
+                Ok(planned) => planned,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            let table = match MemTable::try_new(output.clone(), vec![Vec::new()]) {
+                Ok(table) => Arc::new(table),
+                Err(e) => {
+                    errors.push(IndicatorError::Plan {
+                        path,
+                        message: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            if let Err(e) = ctx.register_table(name.as_str(), table.clone()) {
+                errors.push(IndicatorError::Plan {
+                    path,
+                    message: e.to_string(),
+                });
+                continue;
+            }
+            let reads = views_read(&plan, &views);
+            views.push(ViewDef {
+                name,
+                path,
+                sql,
+                output,
+                plan,
+                reads,
+                table,
+            });
+        }
+        for (path, sql) in sources {
+            let name = name_of(&path);
             if !valid_name(&name) {
                 errors.push(IndicatorError::BadName { path, name });
                 continue;
@@ -378,6 +483,7 @@ impl Indicators {
                     sql,
                     output,
                     schema,
+                    reads: views_read(&plan, &views),
                     plan,
                 }),
                 Err(e) => errors.push(e),
@@ -388,6 +494,7 @@ impl Indicators {
                 ctx,
                 clock,
                 tables,
+                views,
                 defs,
                 limits,
             })
@@ -405,6 +512,11 @@ impl Indicators {
         &self.defs
     }
 
+    /// The views, in the order they are computed.
+    pub fn views(&self) -> &[ViewDef] {
+        &self.views
+    }
+
     /// The schema of every indicator, for checking rules against.
     pub fn schemas(&self) -> BTreeMap<String, IndicatorSchema> {
         self.defs
@@ -414,38 +526,71 @@ impl Indicators {
     }
 
     /// Run every indicator on a snapshot; `eval_time()` is the snapshot's watermark.
-    /// One failing indicator does not stop the others.
+    /// One failing indicator does not stop the others; a failing view stops only the
+    /// indicators that read it ([`IndicatorError::ViewFailed`]).
     pub async fn evaluate(&self, tables: &Tables) -> Vec<Result<IndicatorResult, IndicatorError>> {
         self.load(tables).await;
         // Independent queries over the same snapshot: each on its own task, so both cores
-        // work on them.
-        let tasks: Vec<_> = self
+        // work on them. Those that read no view start now, alongside the views.
+        let spawn = |def: &IndicatorDef| {
+            Pending::Running(tokio::spawn(run(
+                self.ctx.clone(),
+                def.name.clone(),
+                def.plan.clone(),
+                def.output.clone(),
+                self.limits,
+            )))
+        };
+        let mut pending: Vec<Pending> = self
             .defs
             .iter()
             .map(|def| {
-                tokio::spawn(run(
-                    self.ctx.clone(),
-                    def.name.clone(),
-                    def.plan.clone(),
-                    def.output.clone(),
-                    self.limits,
-                ))
+                if def.reads.is_empty() {
+                    spawn(def)
+                } else {
+                    Pending::Waiting
+                }
             })
             .collect();
-        let mut out = Vec::with_capacity(tasks.len());
-        for (def, task) in self.defs.iter().zip(tasks) {
-            out.push(task.await.unwrap_or_else(|e| {
-                Err(IndicatorError::Execute {
-                    name: def.name.clone(),
-                    message: format!("query task failed: {e}"),
-                })
-            }));
+        if pending.iter().any(|p| matches!(p, Pending::Waiting)) {
+            let failed = self.compute_views(&vec![true; self.views.len()]).await;
+            for (def, p) in self.defs.iter().zip(pending.iter_mut()) {
+                if matches!(p, Pending::Waiting) {
+                    *p = match def.reads.iter().find_map(|&v| failed[v].clone()) {
+                        Some((view, source)) => Pending::Failed(IndicatorError::ViewFailed {
+                            name: def.name.clone(),
+                            view,
+                            source,
+                        }),
+                        None => spawn(def),
+                    };
+                }
+            }
         }
+        let mut out = Vec::with_capacity(pending.len());
+        for (def, p) in self.defs.iter().zip(pending) {
+            out.push(match p {
+                Pending::Running(task) => task.await.unwrap_or_else(|e| {
+                    Err(IndicatorError::Execute {
+                        name: def.name.clone(),
+                        message: format!("query task failed: {e}"),
+                    })
+                }),
+                Pending::Failed(e) => Err(e),
+                // Every waiting indicator was either spawned or failed above.
+                Pending::Waiting => Err(IndicatorError::Execute {
+                    name: def.name.clone(),
+                    message: "not run".into(),
+                }),
+            });
+        }
+        self.clear_views().await;
         out
     }
 
-    /// Run the indicator at `index` of [`Self::defs`] alone on a snapshot (`make bench` times
-    /// each query this way, to show which ones the tick's time goes to).
+    /// Run the indicator at `index` of [`Self::defs`] alone on a snapshot, with the views it
+    /// needs (`make bench` times each query this way, to show which ones the tick's time goes
+    /// to).
     pub async fn evaluate_alone(
         &self,
         tables: &Tables,
@@ -453,16 +598,111 @@ impl Indicators {
     ) -> Option<Result<IndicatorResult, IndicatorError>> {
         let def = self.defs.get(index)?;
         self.load(tables).await;
-        Some(
-            run(
-                self.ctx.clone(),
-                def.name.clone(),
-                def.plan.clone(),
-                def.output.clone(),
-                self.limits,
-            )
-            .await,
-        )
+        let failed = self.compute_views(&self.views_needed(&def.reads)).await;
+        let result = match def.reads.iter().find_map(|&v| failed[v].clone()) {
+            Some((view, source)) => Err(IndicatorError::ViewFailed {
+                name: def.name.clone(),
+                view,
+                source,
+            }),
+            None => {
+                run(
+                    self.ctx.clone(),
+                    def.name.clone(),
+                    def.plan.clone(),
+                    def.output.clone(),
+                    self.limits,
+                )
+                .await
+            }
+        };
+        self.clear_views().await;
+        Some(result)
+    }
+
+    /// Compute the view at `index` of [`Self::views`] alone on a snapshot, with the views it
+    /// reads, and drop its rows (`make bench` times views this way).
+    pub async fn compute_view_alone(
+        &self,
+        tables: &Tables,
+        index: usize,
+    ) -> Option<Result<(), Arc<IndicatorError>>> {
+        self.views.get(index)?;
+        self.load(tables).await;
+        let failed = self.compute_views(&self.views_needed(&[index])).await;
+        self.clear_views().await;
+        Some(match failed.into_iter().nth(index).flatten() {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        })
+    }
+
+    /// Which views (flags by index) computing the views `reads` needs: those and, before them,
+    /// the views they read.
+    fn views_needed(&self, reads: &[usize]) -> Vec<bool> {
+        let mut needed = vec![false; self.views.len()];
+        for &v in reads {
+            needed[v] = true;
+        }
+        // A view reads only earlier views: one pass from the last down closes the set.
+        for v in (0..self.views.len()).rev() {
+            if needed[v] {
+                for &w in &self.views[v].reads {
+                    needed[w] = true;
+                }
+            }
+        }
+        needed
+    }
+
+    /// The indicators `keep` accepts by name, with the views they read, planned again in a
+    /// session of their own (rule tests run only what their rules use).
+    pub async fn only(&self, keep: impl Fn(&str) -> bool) -> Result<Self, Vec<IndicatorError>> {
+        let defs: Vec<&IndicatorDef> = self.defs.iter().filter(|d| keep(&d.name)).collect();
+        let reads: Vec<usize> = defs.iter().flat_map(|d| d.reads.iter().copied()).collect();
+        let views = self
+            .views
+            .iter()
+            .zip(self.views_needed(&reads))
+            .filter(|(_, needed)| *needed)
+            .map(|(v, _)| (v.path.clone(), v.sql.clone()))
+            .collect();
+        let sources = defs
+            .iter()
+            .map(|d| (d.path.clone(), d.sql.clone()))
+            .collect();
+        Self::from_parts_with(views, sources, self.limits).await
+    }
+
+    /// Compute the views marked in `needed`, in order, into their tables. Returns per view the
+    /// failed view and its error, if it or a view it reads failed (its table is left empty).
+    async fn compute_views(&self, needed: &[bool]) -> Vec<Option<(String, Arc<IndicatorError>)>> {
+        let mut failed: Vec<Option<(String, Arc<IndicatorError>)>> = vec![None; self.views.len()];
+        for (i, view) in self.views.iter().enumerate() {
+            if !needed.get(i).copied().unwrap_or(false) {
+                continue;
+            }
+            if let Some(e) = view.reads.iter().find_map(|&v| failed[v].clone()) {
+                failed[i] = Some(e);
+                continue;
+            }
+            let batches = query(&self.ctx, &view.name, &view.plan, &view.output, self.limits).await;
+            match batches {
+                Ok(batches) => *view.table.batches[0].write().await = batches,
+                Err(e) => {
+                    tracing::warn!(view = %view.name, error = %e, "View failed.");
+                    failed[i] = Some((view.name.clone(), Arc::new(e)));
+                }
+            }
+        }
+        failed
+    }
+
+    /// Empty the views' tables: their rows are only needed during an evaluation.
+    async fn clear_views(&self) {
+        for view in &self.views {
+            view.table.batches[0].write().await.clear();
+        }
     }
 
     /// Point the session's tables at a snapshot and its clock at the snapshot's watermark.
@@ -477,6 +717,53 @@ impl Indicators {
     }
 }
 
+/// `.sql` files of `dir`, in name order, with their text; read errors go to `errors`.
+fn read_sql_files(dir: &Path, errors: &mut Vec<IndicatorError>) -> Vec<(PathBuf, String)> {
+    let read = match std::fs::read_dir(dir) {
+        Ok(read) => read,
+        Err(source) => {
+            errors.push(IndicatorError::Read {
+                path: dir.to_path_buf(),
+                source,
+            });
+            return Vec::new();
+        }
+    };
+    let mut files: Vec<PathBuf> = read
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    files.sort();
+    let mut sources = Vec::new();
+    for path in files {
+        match std::fs::read_to_string(&path) {
+            Ok(sql) => sources.push((path, sql)),
+            Err(source) => errors.push(IndicatorError::Read { path, source }),
+        }
+    }
+    sources
+}
+
+/// The views (indices into `views`) a plan scans, subqueries included.
+fn views_read(plan: &LogicalPlan, views: &[ViewDef]) -> Vec<usize> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    let mut reads = Vec::new();
+    // The closure never fails, so neither does the walk.
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            let table = scan.table_name.table();
+            if let Some(i) = views.iter().position(|v| v.name == table) {
+                if !reads.contains(&i) {
+                    reads.push(i);
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    reads.sort_unstable();
+    reads
+}
+
 /// One indicator under the time limit; DataFusion's streams yield to tokio's budget, so a
 /// long query is interrupted at its next batch and dropped (which frees its memory).
 async fn run(
@@ -486,6 +773,28 @@ async fn run(
     output: SchemaRef,
     limits: Limits,
 ) -> Result<IndicatorResult, IndicatorError> {
+    let batches = query(&ctx, &name, &plan, &output, limits).await?;
+    let batch = concat_batches(&output, &batches).map_err(|e| IndicatorError::Execute {
+        name: name.clone(),
+        message: e.to_string(),
+    })?;
+    Ok(IndicatorResult {
+        rows: rows_of(&batch),
+        batch,
+        name,
+    })
+}
+
+/// Run a planned query (an indicator's or a view's, named `name`) under the limits; its batches
+/// carry `output`, the schema found when planning.
+async fn query(
+    ctx: &SessionContext,
+    name: &str,
+    plan: &LogicalPlan,
+    output: &SchemaRef,
+    limits: Limits,
+) -> Result<Vec<RecordBatch>, IndicatorError> {
+    let name = name.to_string();
     let err = |e: DataFusionError| match e.find_root() {
         DataFusionError::ResourcesExhausted(message) => IndicatorError::MemoryLimit {
             name: name.clone(),
@@ -497,8 +806,7 @@ async fn run(
             message: e.to_string(),
         },
     };
-    let batches = match tokio::time::timeout(limits.time, collect_cooperatively(&ctx, &plan)).await
-    {
+    let batches = match tokio::time::timeout(limits.time, collect_cooperatively(ctx, plan)).await {
         Ok(r) => r.map_err(err)?,
         Err(_) => {
             return Err(IndicatorError::TimeLimit {
@@ -507,15 +815,16 @@ async fn run(
             })
         }
     };
-    let batch = concat_batches(&output, &batches).map_err(|e| IndicatorError::Execute {
-        name: name.clone(),
-        message: e.to_string(),
-    })?;
-    Ok(IndicatorResult {
-        rows: rows_of(&batch),
-        batch,
-        name,
-    })
+    // The planned schema on every batch (no copy): a view's table was made with it, and a
+    // difference the planner let through (a field's nullability) is caught here, not downstream.
+    batches
+        .into_iter()
+        .map(|b| RecordBatch::try_new(output.clone(), b.columns().to_vec()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| IndicatorError::Execute {
+            name,
+            message: e.to_string(),
+        })
 }
 
 /// Runs a query with every operator made cooperative: each batch any operator yields spends
@@ -543,21 +852,15 @@ async fn collect_cooperatively(
     datafusion::physical_plan::collect(plan, ctx.task_ctx()).await
 }
 
-/// Plan one query against the (empty) state tables and work out its labels and values.
+/// Plan an indicator's query against the (empty) state tables and work out its labels and
+/// values.
 async fn plan(
     ctx: &SessionContext,
     path: &Path,
     sql: &str,
     limits: &Limits,
 ) -> Result<(SchemaRef, IndicatorSchema, LogicalPlan), IndicatorError> {
-    let df = ctx
-        .sql_with_options(sql, sql_options())
-        .await
-        .map_err(|e| IndicatorError::Plan {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-    let output: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    let (output, optimized) = plan_query(ctx, path, sql, limits).await?;
     let mut labels = Vec::new();
     let mut values = Vec::new();
     for f in output.fields() {
@@ -576,12 +879,28 @@ async fn plan(
             ),
         });
     }
-    // Run it once on the empty tables: catches errors the planner leaves to execution, and a
-    // query that runs away even without data (under the same limits as at evaluation).
+    Ok((output, IndicatorSchema { labels, values }, optimized))
+}
+
+/// Plan a query (an indicator's or a view's) against the session's (empty) tables: its output
+/// schema and its optimised logical plan.
+async fn plan_query(
+    ctx: &SessionContext,
+    path: &Path,
+    sql: &str,
+    limits: &Limits,
+) -> Result<(SchemaRef, LogicalPlan), IndicatorError> {
     let plan_error = |message: String| IndicatorError::Plan {
         path: path.to_path_buf(),
         message,
     };
+    let df = ctx
+        .sql_with_options(sql, sql_options())
+        .await
+        .map_err(|e| plan_error(e.to_string()))?;
+    let output: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+    // Run it once on the empty tables: catches errors the planner leaves to execution, and a
+    // query that runs away even without data (under the same limits as at evaluation).
     let optimized = ctx
         .state()
         .optimize(df.logical_plan())
@@ -596,7 +915,7 @@ async fn plan(
             )))
         }
     }
-    Ok((output, IndicatorSchema { labels, values }, optimized))
+    Ok((output, optimized))
 }
 
 /// Turn a result batch into rows: labels and numeric values.
@@ -686,3 +1005,5 @@ pub fn row_json(batch: &RecordBatch, r: usize) -> BTreeMap<String, serde_json::V
 mod sandbox_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod view_tests;

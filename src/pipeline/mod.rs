@@ -93,14 +93,14 @@ pub struct RuleBookErrors {
     pub errors: Vec<String>,
 }
 
-/// Load `dir/indicators/*.sql` and `dir/*.yaml` with the default query limits; see
-/// [`load_rulebook_with`].
+/// Load `dir/indicators/*.sql` (and `views/*.sql` there) and `dir/*.yaml` with the default
+/// query limits; see [`load_rulebook_with`].
 pub async fn load_rulebook(dir: &Path) -> Result<RuleBook, RuleBookErrors> {
     load_rulebook_with(dir, Limits::default()).await
 }
 
-/// Load `dir/indicators/*.sql` and `dir/*.yaml`; plan every SQL (under `limits`) and check
-/// every rule.
+/// Load `dir/indicators/*.sql` (and `views/*.sql` there) and `dir/*.yaml`; plan every SQL
+/// (under `limits`) and check every rule.
 pub async fn load_rulebook_with(dir: &Path, limits: Limits) -> Result<RuleBook, RuleBookErrors> {
     let indicators = Indicators::load_dir_with(&dir.join("indicators"), limits).await;
     let rules = crate::rules::load_dir(dir);
