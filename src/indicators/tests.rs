@@ -426,6 +426,32 @@ async fn line_lateness_from_the_supplier_history_shrunk_towards_the_population()
 }
 
 #[tokio::test]
+async fn without_any_history_lateness_is_unknown_not_certain() {
+    // No deliveries and no past-due lines anywhere: no population prior (it needs 10 records),
+    // so p_late is null. It was once clamped with LEAST(p_late, 1.0), which skips nulls and
+    // made every such line count as surely late in supplier_lateness.
+    let mut s = State::new(Retention::default());
+    let ev = vec![
+        line_due("n1", "S9", "N1", "P1", "D1", NOW + 5 * DAY_MS),
+        line_due("n2", "S9", "N2", "P1", "D1", NOW + 6 * DAY_MS),
+        line_due("n3", "S9", "N3", "P1", "D1", NOW + 7 * DAY_MS),
+    ];
+    s.apply(&batch_of(&sorted(ev)), NOW);
+    let out = eval(&s).await;
+    assert!(
+        out["line_lateness"].is_empty(),
+        "{:#?}",
+        out["line_lateness"]
+    );
+    let s9 = find(&out["supplier_lateness"], &[("supplier", "S9")]);
+    approx(v(s9, "lines_due"), 3.0);
+    assert_eq!(v(s9, "expected_late_lines"), None);
+    assert_eq!(v(s9, "expected_late_share"), None);
+    assert_eq!(v(s9, "max_p_late"), None);
+    approx(v(s9, "predicted_late_lines"), 0.0);
+}
+
+#[tokio::test]
 async fn line_lateness_uses_transit_time_etas_lane_slippage_and_deliveries() {
     let mut s = State::new(Retention::default());
     let road = ("PLPOZ", "DEMUC");
