@@ -1155,6 +1155,8 @@ fn main() -> anyhow::Result<()> {
     // storage takes in on these 2 cores (about 17,000/s, beyond which the probes queue in the
     // producer), far from the target's 100,000.
     let latency_rate = rate_arg("--latency-rate=")?;
+    // `--explain=<indicator or view>`: EXPLAIN ANALYZE of that query at the largest eval size.
+    let explain = args.iter().find_map(|a| a.strip_prefix("--explain="));
     let run = |section: &str| {
         only.as_ref().is_none_or(|o| o.iter().any(|s| s == section))
             && !(no_broker && matches!(section, "e2e" | "latency" | "soak"))
@@ -1227,6 +1229,13 @@ fn main() -> anyhow::Result<()> {
                 let state = synthetic_state(z);
                 let build = t.elapsed().as_secs_f64();
                 let f = rt.block_on(bench_eval(&book, &state));
+                if let (Some(name), true) = (explain, n == *sizes.last().unwrap_or(&0)) {
+                    let tables = state.snapshot();
+                    match rt.block_on(book.indicators.explain_analyze(&tables, name)) {
+                        Some(text) => println!("EXPLAIN ANALYZE {name}:\n{text}"),
+                        None => println!("--explain={name}: no such indicator or view"),
+                    }
+                }
                 let total = f.snapshot_ms + f.tick_ms;
                 if n == *sizes.last().unwrap_or(&0) {
                     at_top.insert(history, total);

@@ -637,6 +637,36 @@ impl Indicators {
         })
     }
 
+    /// `EXPLAIN ANALYZE` of the indicator or view `name` on a snapshot (after the views it
+    /// reads): the plan with each operator's rows and time, for finding where a query's time
+    /// goes (`make bench` prints it with `--explain=<name>`).
+    pub async fn explain_analyze(&self, tables: &Tables, name: &str) -> Option<String> {
+        let (sql, reads) = match self.defs.iter().find(|d| d.name == name) {
+            Some(d) => (&d.sql, d.reads.clone()),
+            None => {
+                let v = self.views.iter().find(|v| v.name == name)?;
+                (&v.sql, v.reads.clone())
+            }
+        };
+        self.load(tables).await;
+        self.compute_views(&self.views_needed(&reads)).await;
+        let explained = async {
+            let df = self
+                .ctx
+                .sql_with_options(&format!("EXPLAIN ANALYZE {sql}"), sql_options())
+                .await?;
+            let batches = df.collect().await?;
+            Ok::<_, DataFusionError>(
+                arrow::util::pretty::pretty_format_batches(&batches)?.to_string(),
+            )
+        };
+        let text = explained
+            .await
+            .unwrap_or_else(|e: DataFusionError| format!("{name}: {e}"));
+        self.clear_views().await;
+        Some(text)
+    }
+
     /// Which views (flags by index) computing the views `reads` needs: those and, before them,
     /// the views they read.
     fn views_needed(&self, reads: &[usize]) -> Vec<bool> {

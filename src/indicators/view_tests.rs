@@ -242,3 +242,30 @@ async fn load_dir_reads_views_from_the_views_folder() {
         Some(5.0)
     );
 }
+
+#[tokio::test]
+async fn explain_analyze_shows_the_plan_of_an_indicator_or_a_view_with_its_rows() {
+    let ind = load(
+        &[(
+            "views/lines.sql",
+            "SELECT supplier, open_quantity AS q FROM po_lines",
+        )],
+        &[(
+            "open.sql",
+            "SELECT supplier, SUM(q) AS q FROM lines GROUP BY supplier",
+        )],
+        Limits::default(),
+    )
+    .await;
+    let tables = state_with_lines(6).snapshot();
+    let text = ind.explain_analyze(&tables, "open").await.expect("known");
+    // The indicator's aggregate of the view's rows into 3 suppliers, with run-time metrics.
+    assert!(text.contains("AggregateExec"), "{text}");
+    assert!(text.contains("output_rows=3"), "{text}");
+    let view = ind.explain_analyze(&tables, "lines").await.expect("known");
+    assert!(view.contains("output_rows=6"), "{view}");
+    assert!(ind.explain_analyze(&tables, "nope").await.is_none());
+    for view in ind.views() {
+        assert!(view.table.batches[0].read().await.is_empty());
+    }
+}
