@@ -329,6 +329,17 @@ struct EvalFigures {
 
 /// Median over 3 ticks (after one warm-up) of a whole evaluation: snapshot, every shipped
 /// indicator and rule, and the `/metrics` series.
+/// The median wall time of three runs of `run`, in ms.
+async fn median_ms_of_3<F: std::future::Future<Output = ()>>(run: impl Fn() -> F) -> f64 {
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        run().await;
+        runs.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    median(runs)
+}
+
 async fn bench_eval(book: &pipeline::RuleBook, state: &State) -> EvalFigures {
     let mut engine = AlertEngine::new(&book.rules);
     let mut snap_ms = Vec::new();
@@ -375,24 +386,20 @@ async fn bench_eval(book: &pipeline::RuleBook, state: &State) -> EvalFigures {
     let tables = state.snapshot();
     let mut alone_ms = Vec::new();
     for (i, def) in book.indicators.defs().iter().enumerate() {
-        let mut runs = Vec::new();
-        for _ in 0..3 {
-            let t = Instant::now();
+        let ms = median_ms_of_3(|| async {
             drop(book.indicators.evaluate_alone(&tables, i).await);
-            runs.push(t.elapsed().as_secs_f64() * 1000.0);
-        }
-        alone_ms.push((def.name.clone(), median(runs)));
+        })
+        .await;
+        alone_ms.push((def.name.clone(), ms));
     }
     alone_ms.sort_by(|a, b| b.1.total_cmp(&a.1));
     let mut views_ms = Vec::new();
     for (i, view) in book.indicators.views().iter().enumerate() {
-        let mut runs = Vec::new();
-        for _ in 0..3 {
-            let t = Instant::now();
+        let ms = median_ms_of_3(|| async {
             drop(book.indicators.compute_view_alone(&tables, i).await);
-            runs.push(t.elapsed().as_secs_f64() * 1000.0);
-        }
-        views_ms.push((view.name.clone(), median(runs)));
+        })
+        .await;
+        views_ms.push((view.name.clone(), ms));
     }
     EvalFigures {
         alone_ms,

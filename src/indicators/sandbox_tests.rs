@@ -12,20 +12,31 @@ use crate::state::{Retention, State};
 
 const T0: i64 = 1_772_409_600_000; // 2026-03-02T00:00:00Z
 
-/// A state with `n` open PO lines over 50 suppliers.
-fn state_with_lines(n: usize) -> State {
+/// A state with `n` open PO lines: line `i` from supplier `S<i % suppliers>`, of quantity
+/// `quantity(i)` at `unit_price`.
+pub(super) fn lines_state(
+    n: usize,
+    suppliers: usize,
+    quantity: impl Fn(usize) -> f64,
+    unit_price: f64,
+) -> State {
     let events: Vec<serde_json::Value> = (0..n)
         .map(|i| {
             json!({"event_id": format!("e{i}"), "kind": "po_line_created",
                 "event_time": "2026-03-02T00:00:00.000Z", "source": "t",
-                "po": format!("PO-{i}"), "line": 1, "supplier": format!("S{}", i % 50),
-                "part": "P1", "site": "SITE", "quantity": 10.0, "unit_price": 5.0,
+                "po": format!("PO-{i}"), "line": 1, "supplier": format!("S{}", i % suppliers),
+                "part": "P1", "site": "SITE", "quantity": quantity(i), "unit_price": unit_price,
                 "order_date": "2026-03-01", "promised_date": "2026-03-20"})
         })
         .collect();
     let mut state = State::new(Retention::default());
     state.apply(&batch_of(&events), T0);
     state
+}
+
+/// A state with `n` open PO lines over 50 suppliers.
+fn state_with_lines(n: usize) -> State {
+    lines_state(n, 50, |_| 10.0, 5.0)
 }
 
 const GOOD: &str = "SELECT supplier, COUNT(*) AS open_lines FROM po_lines GROUP BY supplier";

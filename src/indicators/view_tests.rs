@@ -3,28 +3,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde_json::json;
-
+use super::sandbox_tests::lines_state;
 use super::*;
-use crate::state::tests::batch_of;
-use crate::state::{Retention, State};
+use crate::state::State;
 
-const T0: i64 = 1_772_409_600_000; // 2026-03-02T00:00:00Z
-
-/// A state with open PO lines: supplier `S<i % 3>`, quantity `i + 1`.
+/// A state with open PO lines: supplier `S<i % 3>`, quantity `i + 1`, unit price 2.
 fn state_with_lines(n: usize) -> State {
-    let events: Vec<serde_json::Value> = (0..n)
-        .map(|i| {
-            json!({"event_id": format!("e{i}"), "kind": "po_line_created",
-                "event_time": "2026-03-02T00:00:00.000Z", "source": "t",
-                "po": format!("PO-{i}"), "line": 1, "supplier": format!("S{}", i % 3),
-                "part": "P1", "site": "SITE", "quantity": (i + 1) as f64, "unit_price": 2.0,
-                "order_date": "2026-03-01", "promised_date": "2026-03-20"})
-        })
-        .collect();
-    let mut state = State::new(Retention::default());
-    state.apply(&batch_of(&events), T0);
-    state
+    lines_state(n, 3, |i| (i + 1) as f64, 2.0)
 }
 
 /// (file, SQL) pairs.
