@@ -176,6 +176,7 @@ struct RawEventTime {
     allowed_lateness: String,
     idle_timeout: String,
     max_drift: String,
+    max_buffered_events: usize,
 }
 
 impl Default for RawEventTime {
@@ -184,6 +185,7 @@ impl Default for RawEventTime {
             allowed_lateness: "1h".into(),
             idle_timeout: "5s".into(),
             max_drift: "1d".into(),
+            max_buffered_events: 1_000_000,
         }
     }
 }
@@ -323,6 +325,9 @@ pub struct Config {
     /// A partition whose event time runs more than this ahead of the slowest one is paused
     /// until the others catch up (watermark alignment): bounds the event buffer in replays.
     pub max_drift: Duration,
+    /// Events the buffer may hold before every partition but the slowest is paused (the event
+    /// time spread alone does not bound it: a partition not yet idle, a burst within the drift).
+    pub max_buffered_events: usize,
     pub retention: Retention,
     pub evaluation: EvaluationConfig,
     pub http: HttpConfig,
@@ -631,6 +636,12 @@ impl Config {
         if raw.batch.max_rows == 0 {
             invalid("batch.max_rows", "must be at least 1".into());
         }
+        if raw.event_time.max_buffered_events == 0 {
+            invalid(
+                "event_time.max_buffered_events",
+                "must be at least 1".into(),
+            );
+        }
         if raw.batch.max_message_bytes < 64 {
             invalid("batch.max_message_bytes", "must be at least 64".into());
         }
@@ -817,6 +828,7 @@ impl Config {
             allowed_lateness: lateness,
             idle_timeout,
             max_drift,
+            max_buffered_events: raw.event_time.max_buffered_events,
             retention: Retention {
                 window_ms: window.as_millis() as i64,
                 dedup_ms: dedup.as_millis() as i64,
@@ -874,6 +886,7 @@ mod tests {
         let c = Config::default();
         assert!(c.kafka.brokers.is_none());
         assert_eq!(c.batch.max_rows, 4096);
+        assert_eq!(c.max_buffered_events, 1_000_000);
         assert_eq!(c.evaluation.step, Duration::from_secs(60));
         assert!(c.checkpoint.enabled);
         assert_eq!(c.http.listen.to_string(), "127.0.0.1:9750");
@@ -918,6 +931,8 @@ mod tests {
 [batch]
 max_rows = 0
 linger = "soon"
+[event_time]
+max_buffered_events = 0
 [evaluation]
 step = "1ms"
 [http]
@@ -940,6 +955,7 @@ dead_letter_topic = "chainwatch.erp"
             [
                 "batch.linger",
                 "batch.max_rows",
+                "event_time.max_buffered_events",
                 "evaluation.step",
                 "kafka.dead_letter_topic",
                 "kafka.options.\"group.id\"",

@@ -609,6 +609,87 @@ async fn a_topic_far_ahead_in_event_time_is_paused_until_the_others_catch_up() {
     running.shutdown().await;
 }
 
+/// A full event buffer pauses the partitions ahead of the slowest even within `max_drift`:
+/// here logistics runs five days ahead, well within the 30-day drift, and only the buffer's
+/// cap of 20 events can pause it. Once ERP catches up it is resumed; every event is applied
+/// once, none is dead-lettered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_event_buffer_pauses_the_partitions_ahead() {
+    const HOUR_MS: i64 = 3_600_000;
+    let broker = Tansu::start();
+    let mut config = test_config(&broker.brokers, "bufcap");
+    config.max_drift = std::time::Duration::from_secs(30 * 86_400);
+    config.max_buffered_events = 20;
+    config.idle_timeout = std::time::Duration::from_secs(2);
+    let running = start(config).await;
+    let base = format!("http://{}", running.http_addr);
+    let p = producer(&broker.brokers);
+    let line = |i: i64| {
+        let mut e = created(
+            &format!("b{i}"),
+            "S-1",
+            &format!("PO-{i}"),
+            "P-1",
+            T0 + 30 * DAY_MS,
+        );
+        e["event_time"] = json!(iso(T0 + i * HOUR_MS));
+        Some(e.to_string().into_bytes())
+    };
+    let metric = |m: &str, name: &str| sample(m, name, &[]);
+    let ahead: Vec<(&str, Option<Vec<u8>>)> = (0..120)
+        .map(|h| {
+            let hb = heartbeat(&format!("l{h}"), T0 + h * HOUR_MS);
+            ("k", Some(hb.to_string().into_bytes()))
+        })
+        .collect();
+    produce_keyed(&p, "bufcap.logistics", &ahead).await;
+    let erp = |range: std::ops::Range<i64>| -> Vec<(&str, Option<Vec<u8>>)> {
+        range.map(|i| ("k", line(i))).collect()
+    };
+    produce_keyed(&p, "bufcap.erp", &erp(0..12)).await;
+    let mut next = 12;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        // ERP goes on at an hour per 300 ms: behind, but active.
+        if next < 60 {
+            produce_keyed(&p, "bufcap.erp", &erp(next..next + 1)).await;
+            next += 1;
+        }
+        let m = get_text(&base, "/metrics").await;
+        if metric(&m, "chainwatch_ingest_paused_partitions") == Some(1.0) {
+            let buffered = metric(&m, "chainwatch_state_buffered_events").unwrap_or(0.0);
+            assert!(buffered >= 20.0, "paused with {buffered} events buffered");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "logistics not paused with the buffer full: {:?} buffered; status {:#}",
+            metric(&m, "chainwatch_state_buffered_events"),
+            get_json(&base, "/api/status").await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+
+    produce_keyed(&p, "bufcap.erp", &erp(next..120)).await;
+    for topic in ["bufcap.erp", "bufcap.logistics"] {
+        let hb = heartbeat(&format!("end-{topic}"), T0 + 6 * DAY_MS);
+        produce_keyed(&p, topic, &[("k", Some(hb.to_string().into_bytes()))]).await;
+    }
+    let s = wait_status(&base, 60, |s| {
+        s["state"]["open_po_lines"].as_u64() == Some(120) && s["lag"].as_i64() == Some(0)
+    })
+    .await;
+    assert_eq!(s["records_dead_lettered"].as_u64(), Some(0), "{s:#}");
+    assert_eq!(s["duplicates"].as_u64(), Some(0), "{s:#}");
+    let m = get_text(&base, "/metrics").await;
+    assert_eq!(
+        metric(&m, "chainwatch_ingest_paused_partitions"),
+        Some(0.0),
+        "still paused with the buffer drained"
+    );
+    running.shutdown().await;
+}
+
 /// Alignment while reading a backlog: with a message always ready, the ingest loop used to
 /// serve only its receive branch, so the tick that pauses partitions never ran. A partition
 /// paused before stayed paused (the watermark stalled) and the others were read on into the

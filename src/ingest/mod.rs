@@ -110,6 +110,9 @@ pub struct Ingest {
     pub cuts: Cuts,
     /// Event time a partition may run ahead of the slowest before it is paused.
     pub max_drift: Duration,
+    /// Buffered events (the state stage's `chainwatch_state_buffered_events`) from which every
+    /// partition ahead of the slowest at all is paused.
+    pub max_buffered_events: usize,
     /// Partitions paused by watermark alignment.
     pub paused: std::collections::BTreeSet<(Arc<str>, i32)>,
 }
@@ -522,8 +525,19 @@ impl Ingest {
     /// ahead of the slowest one, resume those back within it. Without it, a replay that reads
     /// one topic faster than another fills the event buffer with the fast topic's events
     /// (seen in the soak: 2.7 M events buffered in 3 minutes); paused, they wait in Kafka.
+    ///
+    /// A full event buffer pauses every partition ahead of the slowest at all (a drift of 0):
+    /// the events that would move the watermark on, and so drain the buffer, still come in,
+    /// and an empty partition holding the watermark until it is idle still turns idle. The
+    /// buffer's size comes from the state stage's gauge, which it sets after every batch.
     fn align(&mut self) {
-        let drift = i64::try_from(self.max_drift.as_millis()).unwrap_or(i64::MAX);
+        let full = usize::try_from(self.metrics.buffered.get())
+            .is_ok_and(|n| n >= self.max_buffered_events);
+        let drift = if full {
+            0
+        } else {
+            i64::try_from(self.max_drift.as_millis()).unwrap_or(i64::MAX)
+        };
         let ahead: std::collections::BTreeSet<(Arc<str>, i32)> = self
             .watermark
             .ahead(drift, std::time::Instant::now())

@@ -452,6 +452,7 @@ pub async fn start_on(
         consumed: resume.into_iter().collect(),
         cuts: crate::ingest::Cuts::new(checkpoints.as_ref().map(|_| config.checkpoint.interval)),
         max_drift: config.max_drift,
+        max_buffered_events: config.max_buffered_events,
         paused: Default::default(),
     };
     let stage = StateStage {
