@@ -62,6 +62,14 @@ async fn embedded_default_fires_alerts_for_the_injected_disruptions() {
         Some(0.0)
     );
     assert!(sample(&m, "chainwatch_ingest_dead_letters_total", &[]) >= Some(3.0));
+    // The shipped rule book: its view and its indicators, as the evaluator runs them.
+    let rules = get_json(&base, "/api/rules").await;
+    assert_eq!(
+        rules["views"],
+        serde_json::json!(["line_risk"]),
+        "{rules:#}"
+    );
+    assert_eq!(rules["indicators"].as_array().map(Vec::len), Some(10));
     running.shutdown().await;
     live.abort();
 }

@@ -335,6 +335,7 @@ async fn rules(State(s): State<Arc<Shared>>) -> Json<Value> {
     Json(json!({
         "since": rfc3339(view.since),
         "indicators": view.indicators,
+        "views": view.views,
         "rules": rules,
     }))
 }

@@ -118,6 +118,8 @@ pub struct RulesView {
     pub rules: Arc<RuleSet>,
     /// Indicator names, in load order.
     pub indicators: Vec<String>,
+    /// View names, in the order they are computed.
+    pub views: Vec<String>,
     /// Wall-clock time these rules started running (ms).
     pub since: i64,
     /// The last load of the rules directory, at start-up or on reload.
@@ -132,6 +134,7 @@ impl Default for RulesView {
         RulesView {
             rules: Arc::new(RuleSet::default()),
             indicators: Vec::new(),
+            views: Vec::new(),
             since: 0,
             last_reload: Arc::new(ReloadOutcome {
                 trigger: Trigger::Start,

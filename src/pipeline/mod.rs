@@ -147,6 +147,12 @@ fn publish_rules(shared: &Shared, book: &RuleBook, outcome: Arc<ReloadOutcome>) 
     shared.update_rules(|v| RulesView {
         rules: Arc::new(book.rules.clone()),
         indicators: indicators.collect(),
+        views: book
+            .indicators
+            .views()
+            .iter()
+            .map(|v| v.name.clone())
+            .collect(),
         since: outcome.at_ms,
         last_reload: outcome.clone(),
         successes: v.successes + u64::from(is_reload),
