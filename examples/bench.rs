@@ -1140,8 +1140,31 @@ async fn bench_soak(suppliers: usize, rate: usize, minutes: u64) -> Option<()> {
     Some(())
 }
 
+/// The bench's options, for `--help` and for refusing what it does not know.
+const USAGE: &str = "usage: bench [--quick] [--no-broker] [--only=SECTION,...] [--soak-rate=N] \
+[--latency-rate=N] [--explain=INDICATOR_OR_VIEW]
+  --quick             smaller sizes (a few minutes)
+  --no-broker         skip the sections that need tansu (e2e, latency, soak)
+  --only=...          decode, apply, eval, memory, e2e, latency, soak (soak only when named)
+  --soak-rate=N       the soak's events/s (default 50000; 20000 with --quick)
+  --latency-rate=N    the latency run's events/s (default 10000; 5000 with --quick)
+  --explain=NAME      EXPLAIN ANALYZE of that indicator or view at the largest eval size";
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    let known = ["--quick", "--no-broker"];
+    let known_prefixes = ["--only=", "--soak-rate=", "--latency-rate=", "--explain="];
+    if let Some(bad) = args
+        .iter()
+        .skip(1)
+        .find(|a| !known.contains(&a.as_str()) && !known_prefixes.iter().any(|p| a.starts_with(p)))
+    {
+        anyhow::bail!("unknown option {bad:?}\n{USAGE}");
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let no_broker = args.iter().any(|a| a == "--no-broker");
     let only: Option<Vec<String>> = args
