@@ -62,6 +62,25 @@ async fn embedded_default_fires_alerts_for_the_injected_disruptions() {
         Some(0.0)
     );
     assert!(sample(&m, "chainwatch_ingest_dead_letters_total", &[]) >= Some(3.0));
+    // Each query's time in the last evaluation, the view's too.
+    for (metric, label, name) in [
+        (
+            "chainwatch_indicator_view_last_duration_seconds",
+            "view",
+            "line_risk",
+        ),
+        (
+            "chainwatch_indicator_last_duration_seconds",
+            "indicator",
+            "line_lateness",
+        ),
+    ] {
+        let t = sample(&m, metric, &[(label, name)]);
+        assert!(
+            t.is_some_and(|t| t > 0.0),
+            "{metric}{{{label}={name:?}}}: {t:?}"
+        );
+    }
     // The shipped rule book: its view and its indicators, as the evaluator runs them.
     let rules = get_json(&base, "/api/rules").await;
     assert_eq!(

@@ -192,6 +192,14 @@ pub const SELF_METRICS: &[(&str, &str)] = &[
         "chainwatch_indicator_limit_exceeded_total",
         "Indicator queries stopped by the sandbox's time or memory limit, by indicator and limit.",
     ),
+    (
+        "chainwatch_indicator_last_duration_seconds",
+        "Wall time of each indicator's query in the last evaluation (without the views it reads), by indicator.",
+    ),
+    (
+        "chainwatch_indicator_view_last_duration_seconds",
+        "Wall time of each view in the last evaluation, by view.",
+    ),
     ("chainwatch_rules_loaded", "Alerting rules loaded."),
     ("chainwatch_indicators_loaded", "Indicators loaded."),
     (
@@ -284,6 +292,8 @@ pub struct Metrics {
     pub indicator_errors: IntCounterVec,
     /// Queries stopped at a limit (`limit` = time | memory); also counted as errors.
     pub indicator_limits: IntCounterVec,
+    pub indicator_duration: prometheus::GaugeVec,
+    pub view_duration: prometheus::GaugeVec,
     pub rules_loaded: IntGauge,
     pub indicators_loaded: IntGauge,
     /// Rows per indicator left out of /metrics by the cap at the last evaluation.
@@ -430,6 +440,14 @@ impl Metrics {
             indicator_limits: reg!(IntCounterVec::new(
                 opts("chainwatch_indicator_limit_exceeded_total"),
                 &["indicator", "limit"]
+            )),
+            indicator_duration: reg!(prometheus::GaugeVec::new(
+                opts("chainwatch_indicator_last_duration_seconds"),
+                &["indicator"]
+            )),
+            view_duration: reg!(prometheus::GaugeVec::new(
+                opts("chainwatch_indicator_view_last_duration_seconds"),
+                &["view"]
             )),
             rules_loaded: reg!(IntGauge::with_opts(opts("chainwatch_rules_loaded"))),
             indicators_loaded: reg!(IntGauge::with_opts(opts("chainwatch_indicators_loaded"))),

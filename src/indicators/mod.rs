@@ -35,6 +35,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::array::{Array, AsArray};
 use arrow::compute::{cast, concat_batches};
@@ -286,11 +287,28 @@ pub struct Indicators {
     views: Vec<ViewDef>,
     defs: Vec<IndicatorDef>,
     limits: Limits,
+    /// How long each query took in the last evaluation.
+    durations: std::sync::Mutex<QueryDurations>,
 }
+
+/// Wall time of each query of the last evaluation, in the order of [`Indicators::defs`] and
+/// [`Indicators::views`]; `None` for one not run (a view it reads failed, or never
+/// evaluated). An indicator's time is its own query's, without the views it reads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueryDurations {
+    pub indicators: Vec<(String, Option<Duration>)>,
+    pub views: Vec<(String, Option<Duration>)>,
+}
+
+/// A view that failed (it, or one it reads) and its error.
+type ViewFailure = Option<(String, Arc<IndicatorError>)>;
+
+/// An indicator's run and how long it took.
+type Timed = (Result<IndicatorResult, IndicatorError>, Duration);
 
 /// An indicator's task in one evaluation.
 enum Pending {
-    Running(tokio::task::JoinHandle<Result<IndicatorResult, IndicatorError>>),
+    Running(tokio::task::JoinHandle<Timed>),
     /// Waits for the views it reads.
     Waiting,
     Failed(IndicatorError),
@@ -490,6 +508,10 @@ impl Indicators {
             }
         }
         if errors.is_empty() {
+            let durations = std::sync::Mutex::new(QueryDurations {
+                indicators: defs.iter().map(|d| (d.name.clone(), None)).collect(),
+                views: views.iter().map(|v| (v.name.clone(), None)).collect(),
+            });
             Ok(Indicators {
                 ctx,
                 clock,
@@ -497,6 +519,7 @@ impl Indicators {
                 views,
                 defs,
                 limits,
+                durations,
             })
         } else {
             Err(errors)
@@ -533,13 +556,18 @@ impl Indicators {
         // Independent queries over the same snapshot: each on its own task, so both cores
         // work on them. Those that read no view start now, alongside the views.
         let spawn = |def: &IndicatorDef| {
-            Pending::Running(tokio::spawn(run(
+            let query = run(
                 self.ctx.clone(),
                 def.name.clone(),
                 def.plan.clone(),
                 def.output.clone(),
                 self.limits,
-            )))
+            );
+            Pending::Running(tokio::spawn(async move {
+                let started = std::time::Instant::now();
+                let result = query.await;
+                (result, started.elapsed())
+            }))
         };
         let mut pending: Vec<Pending> = self
             .defs
@@ -552,8 +580,10 @@ impl Indicators {
                 }
             })
             .collect();
+        let mut view_times = vec![None; self.views.len()];
         if pending.iter().any(|p| matches!(p, Pending::Waiting)) {
-            let failed = self.compute_views(&vec![true; self.views.len()]).await;
+            let (failed, times) = self.compute_views(&vec![true; self.views.len()]).await;
+            view_times = times;
             for (def, p) in self.defs.iter().zip(pending.iter_mut()) {
                 if matches!(p, Pending::Waiting) {
                     *p = match def.reads.iter().find_map(|&v| failed[v].clone()) {
@@ -568,24 +598,51 @@ impl Indicators {
             }
         }
         let mut out = Vec::with_capacity(pending.len());
+        let mut times = Vec::with_capacity(pending.len());
         for (def, p) in self.defs.iter().zip(pending) {
-            out.push(match p {
-                Pending::Running(task) => task.await.unwrap_or_else(|e| {
+            let (result, time) = match p {
+                Pending::Running(task) => match task.await {
+                    Ok((result, time)) => (result, Some(time)),
+                    Err(e) => (
+                        Err(IndicatorError::Execute {
+                            name: def.name.clone(),
+                            message: format!("query task failed: {e}"),
+                        }),
+                        None,
+                    ),
+                },
+                Pending::Failed(e) => (Err(e), None),
+                // Every waiting indicator was either spawned or failed above.
+                Pending::Waiting => (
                     Err(IndicatorError::Execute {
                         name: def.name.clone(),
-                        message: format!("query task failed: {e}"),
-                    })
-                }),
-                Pending::Failed(e) => Err(e),
-                // Every waiting indicator was either spawned or failed above.
-                Pending::Waiting => Err(IndicatorError::Execute {
-                    name: def.name.clone(),
-                    message: "not run".into(),
-                }),
-            });
+                        message: "not run".into(),
+                    }),
+                    None,
+                ),
+            };
+            out.push(result);
+            times.push((def.name.clone(), time));
         }
         self.clear_views().await;
+        let views = self
+            .views
+            .iter()
+            .zip(view_times)
+            .map(|(v, t)| (v.name.clone(), t))
+            .collect();
+        if let Ok(mut d) = self.durations.lock() {
+            *d = QueryDurations {
+                indicators: times,
+                views,
+            };
+        }
         out
+    }
+
+    /// How long each query took in the last [`Self::evaluate`].
+    pub fn last_durations(&self) -> QueryDurations {
+        self.durations.lock().map(|d| d.clone()).unwrap_or_default()
     }
 
     /// Run the indicator at `index` of [`Self::defs`] alone on a snapshot, with the views it
@@ -598,7 +655,7 @@ impl Indicators {
     ) -> Option<Result<IndicatorResult, IndicatorError>> {
         let def = self.defs.get(index)?;
         self.load(tables).await;
-        let failed = self.compute_views(&self.views_needed(&def.reads)).await;
+        let (failed, _) = self.compute_views(&self.views_needed(&def.reads)).await;
         let result = match def.reads.iter().find_map(|&v| failed[v].clone()) {
             Some((view, source)) => Err(IndicatorError::ViewFailed {
                 name: def.name.clone(),
@@ -629,7 +686,7 @@ impl Indicators {
     ) -> Option<Result<(), Arc<IndicatorError>>> {
         self.views.get(index)?;
         self.load(tables).await;
-        let failed = self.compute_views(&self.views_needed(&[index])).await;
+        let (failed, _) = self.compute_views(&self.views_needed(&[index])).await;
         self.clear_views().await;
         Some(match failed.into_iter().nth(index).flatten() {
             Some((_, e)) => Err(e),
@@ -705,9 +762,11 @@ impl Indicators {
     }
 
     /// Compute the views marked in `needed`, in order, into their tables. Returns per view the
-    /// failed view and its error, if it or a view it reads failed (its table is left empty).
-    async fn compute_views(&self, needed: &[bool]) -> Vec<Option<(String, Arc<IndicatorError>)>> {
-        let mut failed: Vec<Option<(String, Arc<IndicatorError>)>> = vec![None; self.views.len()];
+    /// failed view and its error, if it or a view it reads failed (its table is left empty),
+    /// and how long it took, if it ran.
+    async fn compute_views(&self, needed: &[bool]) -> (Vec<ViewFailure>, Vec<Option<Duration>>) {
+        let mut failed: Vec<ViewFailure> = vec![None; self.views.len()];
+        let mut times = vec![None; self.views.len()];
         for (i, view) in self.views.iter().enumerate() {
             if !needed.get(i).copied().unwrap_or(false) {
                 continue;
@@ -716,7 +775,9 @@ impl Indicators {
                 failed[i] = Some(e);
                 continue;
             }
+            let started = std::time::Instant::now();
             let batches = query(&self.ctx, &view.name, &view.plan, &view.output, self.limits).await;
+            times[i] = Some(started.elapsed());
             match batches {
                 Ok(batches) => *view.table.batches[0].write().await = batches,
                 Err(e) => {
@@ -725,7 +786,7 @@ impl Indicators {
                 }
             }
         }
-        failed
+        (failed, times)
     }
 
     /// Empty the views' tables: their rows are only needed during an evaluation.

@@ -96,6 +96,20 @@ async fn indicators_read_a_view_computed_once_and_views_read_earlier_views() {
         [("S1".to_string(), Some(1.0)), ("S2".to_string(), Some(1.0))]
     );
     assert_eq!(results[2].as_ref().expect("plain").rows.len(), 3);
+    // Every query ran and was timed.
+    let d = ind.last_durations();
+    let names = |v: &[(String, Option<Duration>)]| -> Vec<String> {
+        v.iter().map(|(n, _)| n.clone()).collect()
+    };
+    assert_eq!(names(&d.indicators), ["total", "big", "plain"]);
+    assert_eq!(names(&d.views), ["a_lines", "b_big"]);
+    assert!(
+        d.indicators
+            .iter()
+            .chain(&d.views)
+            .all(|(_, t)| t.is_some()),
+        "{d:?}"
+    );
 
     // The next evaluation sees the next snapshot, not the view's rows from the last one; and
     // alone, an indicator computes the views it needs.
@@ -163,6 +177,11 @@ async fn a_failing_view_stops_only_the_indicators_that_read_it() {
         other => panic!("expected a view failure, got {other:?}"),
     }
     assert_eq!(results[1].as_ref().map(|r| r.rows.len()).ok(), Some(3));
+    // The view ran (into its limit), its reader did not.
+    let d = ind.last_durations();
+    assert!(d.views[0].1.is_some_and(|t| t >= limits.time), "{d:?}");
+    assert_eq!(d.indicators[0], ("a_reader".to_string(), None));
+    assert!(d.indicators[1].1.is_some());
     // Small data fits: the next evaluation runs both.
     let again = ind.evaluate(&state_with_lines(3).snapshot()).await;
     assert_eq!(again[0].as_ref().map(|r| r.rows.len()).ok(), Some(3));

@@ -167,6 +167,21 @@ impl Evaluator {
                 capped_alerts,
                 failed,
             } = tick(&book, &mut engine, &tables, options.max_exported_rows).await;
+            let durations = book.indicators.last_durations();
+            for (name, time) in &durations.indicators {
+                if let Some(t) = time {
+                    m.indicator_duration
+                        .with_label_values(&[name.as_str()])
+                        .set(t.as_secs_f64());
+                }
+            }
+            for (name, time) in &durations.views {
+                if let Some(t) = time {
+                    m.view_duration
+                        .with_label_values(&[name.as_str()])
+                        .set(t.as_secs_f64());
+                }
+            }
             for (indicator, kind) in &failed {
                 m.indicator_errors.with_label_values(&[indicator]).inc();
                 if matches!(*kind, "time" | "memory") {
@@ -430,6 +445,9 @@ fn apply_book(new: NewBook, book: &mut RuleBook, engine: &mut AlertEngine, share
                 .remove_label_values(&[&old.name]);
         }
     }
+    // Query times are refilled by the next evaluation, for the queries that exist then.
+    shared.metrics.indicator_duration.reset();
+    shared.metrics.view_duration.reset();
     *book = new.book;
     super::publish_rules(shared, book, new.outcome);
     // The reload task waits for this; it may have been stopped meanwhile.
