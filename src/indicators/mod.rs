@@ -7,8 +7,8 @@
 //!
 //! Views (`rules/indicators/views/<name>.sql`) are queries several indicators share: each is
 //! computed once per evaluation, before the indicators that read it, and read under its name
-//! like a state table (files in name order; a view may read the views before it). An indicator
-//! that reads no view runs alongside the views.
+//! like a state table (views may read views: each is computed after those it reads, a cycle is
+//! a load error). An indicator that reads no view runs alongside the views.
 //!
 //! Every query is planned at load time against empty tables, so a wrong column or type fails
 //! when the files are loaded, not at evaluation. Queries run read-only: no DDL, DML or
@@ -425,7 +425,8 @@ impl Indicators {
     }
 
     /// Plan views, then indicators, each given as (path, SQL); names are the file stems. Views
-    /// are planned in the order given, each registered as an (empty) table before the next.
+    /// are planned in the order their reads require (see [`view_order`]), each registered as an
+    /// (empty) table before the next.
     pub async fn from_parts_with(
         view_sources: Vec<(PathBuf, String)>,
         sources: Vec<(PathBuf, String)>,
@@ -440,6 +441,8 @@ impl Indicators {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default()
         };
+        let (view_sources, mut cycles) = view_order(&ctx, view_sources);
+        errors.append(&mut cycles);
         for (path, sql) in view_sources {
             let name = name_of(&path);
             if !valid_name(&name) {
@@ -806,6 +809,81 @@ impl Indicators {
             }
         }
     }
+}
+
+/// The views (path, SQL) in an order where each comes after the views it reads, by name
+/// otherwise (a topological sort, as dbt orders models). The reads are the table names the
+/// parsed SQL refers to (CTE names excluded); SQL that does not parse keeps its place and
+/// fails when planned. Views that read each other in a cycle are left out, each with an error.
+fn view_order(
+    ctx: &SessionContext,
+    sources: Vec<(PathBuf, String)>,
+) -> (Vec<(PathBuf, String)>, Vec<IndicatorError>) {
+    let state = ctx.state();
+    let dialect = state.config().options().sql_parser.dialect;
+    let names: Vec<String> = sources
+        .iter()
+        .map(|(p, _)| {
+            p.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    // reads[i]: the other views view i reads.
+    let reads: Vec<Vec<usize>> = sources
+        .iter()
+        .enumerate()
+        .map(|(i, (_, sql))| {
+            let refs = state
+                .sql_to_statement(sql, &dialect)
+                .and_then(|st| state.resolve_table_references(&st))
+                .unwrap_or_default();
+            let mut deps: Vec<usize> = refs
+                .iter()
+                .filter_map(|r| names.iter().position(|n| n == r.table()))
+                .filter(|&j| j != i)
+                .collect();
+            deps.sort_unstable();
+            deps.dedup();
+            deps
+        })
+        .collect();
+    let mut by_name: Vec<usize> = (0..sources.len()).collect();
+    by_name.sort_by(|&a, &b| names[a].cmp(&names[b]));
+    let mut placed = vec![false; sources.len()];
+    let mut order = Vec::with_capacity(sources.len());
+    // Each round places the first view (by name) whose reads are all placed.
+    while let Some(&next) = by_name
+        .iter()
+        .find(|&&i| !placed[i] && reads[i].iter().all(|&j| placed[j]))
+    {
+        placed[next] = true;
+        order.push(next);
+    }
+    let errors = (0..sources.len())
+        .filter(|&i| !placed[i])
+        .map(|i| {
+            let waits: Vec<&str> = reads[i]
+                .iter()
+                .filter(|&&j| !placed[j])
+                .map(|&j| names[j].as_str())
+                .collect();
+            IndicatorError::Plan {
+                path: sources[i].0.clone(),
+                message: format!(
+                    "views read each other in a cycle: {} reads {}",
+                    names[i],
+                    waits.join(", ")
+                ),
+            }
+        })
+        .collect();
+    let mut sources: Vec<Option<(PathBuf, String)>> = sources.into_iter().map(Some).collect();
+    let ordered = order
+        .into_iter()
+        .filter_map(|i| sources[i].take())
+        .collect();
+    (ordered, errors)
 }
 
 /// `.sql` files of `dir`, in name order, with their text; read errors go to `errors`.
