@@ -197,6 +197,10 @@ pub const SELF_METRICS: &[(&str, &str)] = &[
         "Wall time of each indicator's query in the last evaluation (without the views it reads), by indicator.",
     ),
     (
+        "chainwatch_indicator_view_errors_total",
+        "Views that failed (their readers were not run), by view and reason (time, memory, error).",
+    ),
+    (
         "chainwatch_indicator_view_last_duration_seconds",
         "Wall time of each view in the last evaluation, by view.",
     ),
@@ -294,6 +298,7 @@ pub struct Metrics {
     pub indicator_limits: IntCounterVec,
     pub indicator_duration: prometheus::GaugeVec,
     pub view_duration: prometheus::GaugeVec,
+    pub view_errors: IntCounterVec,
     pub rules_loaded: IntGauge,
     pub indicators_loaded: IntGauge,
     /// Rows per indicator left out of /metrics by the cap at the last evaluation.
@@ -448,6 +453,10 @@ impl Metrics {
             view_duration: reg!(prometheus::GaugeVec::new(
                 opts("chainwatch_indicator_view_last_duration_seconds"),
                 &["view"]
+            )),
+            view_errors: reg!(IntCounterVec::new(
+                opts("chainwatch_indicator_view_errors_total"),
+                &["view", "reason"]
             )),
             rules_loaded: reg!(IntGauge::with_opts(opts("chainwatch_rules_loaded"))),
             indicators_loaded: reg!(IntGauge::with_opts(opts("chainwatch_indicators_loaded"))),

@@ -298,6 +298,9 @@ pub struct Indicators {
 pub struct QueryDurations {
     pub indicators: Vec<(String, Option<Duration>)>,
     pub views: Vec<(String, Option<Duration>)>,
+    /// The views that failed themselves (not through a view they read), with the reason
+    /// ([`IndicatorError::kind`]).
+    pub failed_views: Vec<(String, &'static str)>,
 }
 
 /// A view that failed (it, or one it reads) and its error.
@@ -514,6 +517,7 @@ impl Indicators {
             let durations = std::sync::Mutex::new(QueryDurations {
                 indicators: defs.iter().map(|d| (d.name.clone(), None)).collect(),
                 views: views.iter().map(|v| (v.name.clone(), None)).collect(),
+                failed_views: Vec::new(),
             });
             Ok(Indicators {
                 ctx,
@@ -584,9 +588,15 @@ impl Indicators {
             })
             .collect();
         let mut view_times = vec![None; self.views.len()];
+        let mut failed_views = Vec::new();
         if pending.iter().any(|p| matches!(p, Pending::Waiting)) {
             let (failed, times) = self.compute_views(&vec![true; self.views.len()]).await;
             view_times = times;
+            for (view, f) in self.views.iter().zip(&failed) {
+                if let Some((name, e)) = f.as_ref().filter(|(name, _)| *name == view.name) {
+                    failed_views.push((name.clone(), e.kind()));
+                }
+            }
             for (def, p) in self.defs.iter().zip(pending.iter_mut()) {
                 if matches!(p, Pending::Waiting) {
                     *p = match def.reads.iter().find_map(|&v| failed[v].clone()) {
@@ -638,6 +648,7 @@ impl Indicators {
             *d = QueryDurations {
                 indicators: times,
                 views,
+                failed_views,
             };
         }
         out

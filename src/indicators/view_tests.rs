@@ -110,6 +110,7 @@ async fn indicators_read_a_view_computed_once_and_views_read_earlier_views() {
             .all(|(_, t)| t.is_some()),
         "{d:?}"
     );
+    assert!(d.failed_views.is_empty());
 
     // The next evaluation sees the next snapshot, not the view's rows from the last one; and
     // alone, an indicator computes the views it needs.
@@ -182,6 +183,7 @@ async fn a_failing_view_stops_only_the_indicators_that_read_it() {
     assert!(d.views[0].1.is_some_and(|t| t >= limits.time), "{d:?}");
     assert_eq!(d.indicators[0], ("a_reader".to_string(), None));
     assert!(d.indicators[1].1.is_some());
+    assert_eq!(d.failed_views, [("slow".to_string(), "time")]);
     // Small data fits: the next evaluation runs both.
     let again = ind.evaluate(&state_with_lines(3).snapshot()).await;
     assert_eq!(again[0].as_ref().map(|r| r.rows.len()).ok(), Some(3));

@@ -182,6 +182,11 @@ impl Evaluator {
                         .set(t.as_secs_f64());
                 }
             }
+            for (view, reason) in &durations.failed_views {
+                m.view_errors
+                    .with_label_values(&[view.as_str(), reason])
+                    .inc();
+            }
             for (indicator, kind) in &failed {
                 m.indicator_errors.with_label_values(&[indicator]).inc();
                 if matches!(*kind, "time" | "memory") {
@@ -445,9 +450,11 @@ fn apply_book(new: NewBook, book: &mut RuleBook, engine: &mut AlertEngine, share
                 .remove_label_values(&[&old.name]);
         }
     }
-    // Query times are refilled by the next evaluation, for the queries that exist then.
+    // Query times are refilled by the next evaluation, for the queries that exist then; view
+    // error counters are made again for the views of the new book.
     shared.metrics.indicator_duration.reset();
     shared.metrics.view_duration.reset();
+    shared.metrics.view_errors.reset();
     *book = new.book;
     super::publish_rules(shared, book, new.outcome);
     // The reload task waits for this; it may have been stopped meanwhile.

@@ -137,6 +137,12 @@ fn publish_rules(shared: &Shared, book: &RuleBook, outcome: Arc<ReloadOutcome>) 
                 .with_label_values(&[def.name.as_str(), limit]);
         }
     }
+    for view in book.indicators.views() {
+        for reason in ["time", "memory", "error"] {
+            m.view_errors
+                .with_label_values(&[view.name.as_str(), reason]);
+        }
+    }
     let is_reload = outcome.trigger != Trigger::Start;
     if is_reload {
         reload::count(m, &outcome);
