@@ -821,6 +821,9 @@ mod tests {
         m.applied.with_label_values(&["milestone"]).inc();
         m.indicator_errors.with_label_values(&["x"]).inc();
         m.indicator_limits.with_label_values(&["x", "time"]).inc();
+        m.indicator_duration.with_label_values(&["x"]).set(0.1);
+        m.view_duration.with_label_values(&["v"]).set(0.1);
+        m.view_errors.with_label_values(&["v", "time"]).inc();
         m.capped_rows.with_label_values(&["x"]).set(0);
         m.capped_alerts.with_label_values(&["x"]).set(0);
         for v in [&m.feed_records, &m.feed_events] {
