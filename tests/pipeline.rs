@@ -7,6 +7,8 @@ use serde_json::{json, Value};
 
 use crate::util::*;
 
+const HOUR_MS: i64 = 3_600_000;
+
 fn created(id: &str, supplier: &str, po: &str, part: &str, promised_ms: i64) -> Value {
     json!({"event_id": id, "kind": "po_line_created", "event_time": iso(T0), "source": "test-erp",
         "po": po, "line": 1, "supplier": supplier, "part": part, "site": "PLANT-1",
@@ -21,6 +23,30 @@ fn receipt(id: &str, supplier: &str, po: &str, at_ms: i64) -> Value {
 fn position(id: &str, at_ms: i64, on_hand: f64) -> Value {
     json!({"event_id": id, "kind": "inventory_position", "event_time": iso(at_ms), "source": "test-wms",
         "site": "PLANT-1", "part": "P-9", "on_hand": on_hand, "daily_demand": 10.0})
+}
+
+/// The `i`-th PO line of the alignment tests: event time `i` hours after T0, one key (`k`) so
+/// ERP's events sit on one partition, read in order.
+fn hourly_line(prefix: &str, i: i64) -> (&'static str, Option<Vec<u8>>) {
+    let mut e = created(
+        &format!("{prefix}{i}"),
+        "S-1",
+        &format!("PO-{i}"),
+        "P-1",
+        T0 + 30 * DAY_MS,
+    );
+    e["event_time"] = json!(iso(T0 + i * HOUR_MS));
+    ("k", Some(e.to_string().into_bytes()))
+}
+
+/// Logistics heartbeats an hour apart over `hours` hours from T0, on one key.
+fn hourly_heartbeats(hours: i64) -> Vec<(&'static str, Option<Vec<u8>>)> {
+    (0..hours)
+        .map(|h| {
+            let hb = heartbeat(&format!("l{h}"), T0 + h * HOUR_MS);
+            ("k", Some(hb.to_string().into_bytes()))
+        })
+        .collect()
 }
 
 fn bytes(events: &[Value]) -> Vec<Vec<u8>> {
@@ -154,7 +180,7 @@ async fn indicators_and_alerts_follow_event_time_through_metrics_and_api() {
         .all(|a| a["state"] == "pending"));
 
     // Seven hours of event time later the conditions still hold: firing.
-    let t1 = T0 + 15 * DAY_MS + 7 * 3_600_000;
+    let t1 = T0 + 15 * DAY_MS + 7 * HOUR_MS;
     produce(&p, "e2e.wms", &bytes(&[position("inv-2", t1, 50.0)])).await;
     tick(&p, "e2e.wms", t1 + 1).await;
     wait_evaluated(&base, t1).await;
@@ -485,7 +511,7 @@ async fn redelivered_events_are_not_counted_twice() {
             )
         })
         .chain((0..3).map(|i| {
-            let mut r = receipt(&format!("r{i}"), "S1", &format!("PO-{i}"), T0 + 3_600_000);
+            let mut r = receipt(&format!("r{i}"), "S1", &format!("PO-{i}"), T0 + HOUR_MS);
             r["quantity"] = json!(40);
             r
         }))
@@ -500,7 +526,7 @@ async fn redelivered_events_are_not_counted_twice() {
     })
     .await;
     assert_eq!(s["records_dead_lettered"].as_u64(), Some(0));
-    wait_evaluated(&base, T0 + 3_600_000).await;
+    wait_evaluated(&base, T0 + HOUR_MS).await;
     let m = get_text(&base, "/metrics").await;
     assert_eq!(
         sample(&m, "chainwatch_state_duplicate_events_total", &[]),
@@ -532,7 +558,6 @@ async fn redelivered_events_are_not_counted_twice() {
 /// resumed once the other catches up; every event is applied once, none is dead-lettered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_topic_far_ahead_in_event_time_is_paused_until_the_others_catch_up() {
-    const HOUR_MS: i64 = 3_600_000;
     let broker = Tansu::start();
     let mut config = test_config(&broker.brokers, "align");
     config.max_drift = std::time::Duration::from_secs(86_400);
@@ -542,41 +567,18 @@ async fn a_topic_far_ahead_in_event_time_is_paused_until_the_others_catch_up() {
     let running = start(config).await;
     let base = format!("http://{}", running.http_addr);
     let p = producer(&broker.brokers);
-    let line = |i: i64| {
-        let mut e = created(
-            &format!("a{i}"),
-            "S-1",
-            &format!("PO-{i}"),
-            "P-1",
-            T0 + 30 * DAY_MS,
-        );
-        e["event_time"] = json!(iso(T0 + i * HOUR_MS));
-        (format!("a{i}"), Some(e.to_string().into_bytes()))
-    };
+    let line = |i: i64| hourly_line("a", i);
     let paused = |m: &str| sample(m, "chainwatch_ingest_paused_partitions", &[]);
-    // One key per topic: each topic's events are on one partition, read in order.
-    let keyed = |records: Vec<(String, Option<Vec<u8>>)>| {
-        records
-            .into_iter()
-            .map(|(_, v)| ("k", v))
-            .collect::<Vec<(&str, Option<Vec<u8>>)>>()
-    };
 
     // Logistics runs five days ahead; ERP has read half a day.
-    let ahead: Vec<(String, Option<Vec<u8>>)> = (0..120)
-        .map(|h| {
-            let hb = heartbeat(&format!("l{h}"), T0 + h * HOUR_MS);
-            (String::new(), Some(hb.to_string().into_bytes()))
-        })
-        .collect();
-    produce_keyed(&p, "align.logistics", &keyed(ahead)).await;
-    produce_keyed(&p, "align.erp", &keyed((0..12).map(line).collect())).await;
+    produce_keyed(&p, "align.logistics", &hourly_heartbeats(120)).await;
+    produce_keyed(&p, "align.erp", &(0..12).map(line).collect::<Vec<_>>()).await;
     let mut next = 12;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         // ERP goes on at an hour per 300 ms: far behind, but active.
         if next < 60 {
-            produce_keyed(&p, "align.erp", &keyed(vec![line(next)])).await;
+            produce_keyed(&p, "align.erp", &[line(next)]).await;
             next += 1;
         }
         let m = get_text(&base, "/metrics").await;
@@ -593,7 +595,7 @@ async fn a_topic_far_ahead_in_event_time_is_paused_until_the_others_catch_up() {
     }
 
     // ERP catches up (and both go a day further, closing every step): nothing stays paused.
-    produce_keyed(&p, "align.erp", &keyed((next..120).map(line).collect())).await;
+    produce_keyed(&p, "align.erp", &(next..120).map(line).collect::<Vec<_>>()).await;
     all_applied_once_and_none_paused(&p, &base, "align").await;
     running.shutdown().await;
 }
@@ -630,7 +632,6 @@ async fn all_applied_once_and_none_paused(
 /// once, none is dead-lettered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_event_buffer_pauses_the_partitions_ahead() {
-    const HOUR_MS: i64 = 3_600_000;
     let broker = Tansu::start();
     let mut config = test_config(&broker.brokers, "bufcap");
     config.max_drift = std::time::Duration::from_secs(30 * 86_400);
@@ -639,28 +640,12 @@ async fn a_full_event_buffer_pauses_the_partitions_ahead() {
     let running = start(config).await;
     let base = format!("http://{}", running.http_addr);
     let p = producer(&broker.brokers);
-    let line = |i: i64| {
-        let mut e = created(
-            &format!("b{i}"),
-            "S-1",
-            &format!("PO-{i}"),
-            "P-1",
-            T0 + 30 * DAY_MS,
-        );
-        e["event_time"] = json!(iso(T0 + i * HOUR_MS));
-        Some(e.to_string().into_bytes())
-    };
+    let line = |i: i64| hourly_line("b", i);
     let metric = |m: &str, name: &str| sample(m, name, &[]);
-    let ahead: Vec<(&str, Option<Vec<u8>>)> = (0..120)
-        .map(|h| {
-            let hb = heartbeat(&format!("l{h}"), T0 + h * HOUR_MS);
-            ("k", Some(hb.to_string().into_bytes()))
-        })
-        .collect();
+    let ahead = hourly_heartbeats(120);
     produce_keyed(&p, "bufcap.logistics", &ahead).await;
-    let erp = |range: std::ops::Range<i64>| -> Vec<(&str, Option<Vec<u8>>)> {
-        range.map(|i| ("k", line(i))).collect()
-    };
+    let erp =
+        |range: std::ops::Range<i64>| -> Vec<(&str, Option<Vec<u8>>)> { range.map(line).collect() };
     produce_keyed(&p, "bufcap.erp", &erp(0..12)).await;
     let mut next = 12;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
