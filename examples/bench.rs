@@ -1004,8 +1004,7 @@ async fn bench_latency(rate: usize, seconds: u64) -> Option<Latency> {
 /// Soak: the scaled simulator's history produced at a steady `rate` while chainwatch consumes
 /// it; every 30 s the process's resident memory and the state's sizes. A warm-up runs until
 /// the state's watermark has passed the retention window (90 days of event time after the
-/// first event; event time runs at several simulated days per second): until then the window
-/// is still filling and memory grows as it should. Then `minutes` are measured, and the
+/// first event): until then the window is still filling and memory grows as it should. Then `minutes` are measured, and the
 /// target compares resident memory at the start of the measured part with its end.
 async fn bench_soak(suppliers: usize, rate: usize, minutes: u64) -> Option<()> {
     // The Rust heap is counted from here on: chainwatch's share and the load generator's
