@@ -438,6 +438,9 @@ fn start_tansu(storage: &str) -> Option<(Broker, String)> {
             &url,
         ])
         .args(["--storage-engine", storage])
+        // A RUST_LOG meant for chainwatch would have tansu log every request: formatting
+        // those lines took most of its CPU and it fell behind the producer.
+        .env("RUST_LOG", "warn")
         .current_dir(dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -1200,6 +1203,14 @@ fn main() -> anyhow::Result<()> {
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!("{USAGE}");
         return Ok(());
+    }
+    // chainwatch's own log, only when asked for (`RUST_LOG=chainwatch=info`), to stderr: the
+    // figures on stdout stay clean.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
     }
     let known = ["--quick", "--no-broker"];
     let known_prefixes = ["--only=", "--soak-rate=", "--latency-rate=", "--explain="];

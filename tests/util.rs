@@ -55,6 +55,9 @@ impl Tansu {
                 "--storage-engine",
                 "sqlite://tansu.db",
             ])
+            // A RUST_LOG meant for chainwatch would have tansu log every request (most of
+            // its CPU, measured with perf while the soak fell behind).
+            .env("RUST_LOG", "warn")
             .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(log)

@@ -98,9 +98,13 @@ impl<C: Send + 'static> Drop for Closing<C> {
 /// from the offset its state holds (the restored checkpoint's, then the next one after what
 /// ingest has read), not from the group's committed offset, which follows the checkpoints
 /// and may lag behind the state. Partitions it never had start from the committed offset.
+///
+/// It also keeps librdkafka's own view of the broker connections ([`BrokerHealth`]), from the
+/// statistics the consumer emits every `statistics.interval.ms`.
 #[derive(Debug, Default, Clone)]
 pub struct ResumeContext {
     positions: Arc<Mutex<HashMap<(String, i32), i64>>>,
+    health: BrokerHealth,
 }
 
 impl ResumeContext {
@@ -108,7 +112,13 @@ impl ResumeContext {
     pub fn new(positions: impl IntoIterator<Item = ((String, i32), i64)>) -> Self {
         ResumeContext {
             positions: Arc::new(Mutex::new(positions.into_iter().collect())),
+            health: BrokerHealth::default(),
         }
+    }
+
+    /// The broker connections as the consumer last reported them.
+    pub fn health(&self) -> &BrokerHealth {
+        &self.health
     }
 
     /// Note the next offset to read of partitions ingest has read.
@@ -130,7 +140,111 @@ impl ResumeContext {
     }
 }
 
-impl ClientContext for ResumeContext {}
+impl ClientContext for ResumeContext {
+    fn stats_raw(&self, statistics: &[u8]) {
+        match serde_json::from_slice::<Stats>(statistics) {
+            Ok(stats) => self.health.update(&stats),
+            Err(e) => tracing::debug!(error = %e, "Unreadable librdkafka statistics."),
+        }
+    }
+}
+
+/// Whether the consumer is connected to the brokers, as librdkafka sees it: a broker is up
+/// when its connection is (state `UP` in librdkafka's statistics), and a partition can be
+/// told caught up only while its leader is up.
+///
+/// This is not inferred from queries of chainwatch's own: a busy broker answers a lag query
+/// late now and then, and taking that for an outage made the ingest stage flap between
+/// trusting and distrusting every partition's high watermark (the soak stalled so). A closed
+/// connection shows here within a statistics interval. A broker that hangs with its
+/// connection open stays `UP` until librdkafka's request timeouts close it.
+#[derive(Debug, Default, Clone)]
+pub struct BrokerHealth(Arc<Mutex<HealthView>>);
+
+#[derive(Debug, Default)]
+struct HealthView {
+    /// Statistics have arrived at least once.
+    known: bool,
+    /// Node id -> connection up, of the brokers learned from metadata.
+    brokers: HashMap<i32, bool>,
+    /// (topic, partition) -> leader's node id.
+    leaders: HashMap<(String, i32), i32>,
+}
+
+impl BrokerHealth {
+    /// Is the connection to at least one broker up? None before the first statistics (within
+    /// a second of the start).
+    pub fn connected(&self) -> Option<bool> {
+        let v = self.0.lock().ok()?;
+        v.known.then(|| v.brokers.values().any(|up| *up))
+    }
+
+    /// Can the partition's leader be taken as reachable? False when the statistics say its
+    /// connection is not up, or do not know the partition. True before the first statistics:
+    /// then the only high watermarks known come from fetch responses that just arrived.
+    pub fn leader_up(&self, topic: &str, partition: i32) -> bool {
+        self.0.lock().is_ok_and(|v| {
+            !v.known
+                || v.leaders
+                    .get(&(topic.to_string(), partition))
+                    .and_then(|leader| v.brokers.get(leader))
+                    .copied()
+                    .unwrap_or(false)
+        })
+    }
+
+    fn update(&self, stats: &Stats) {
+        let Ok(mut v) = self.0.lock() else {
+            return;
+        };
+        v.known = true;
+        // Bootstrap and internal entries have no node id (-1): only brokers from metadata.
+        v.brokers = stats
+            .brokers
+            .values()
+            .filter(|b| b.nodeid >= 0)
+            .map(|b| (b.nodeid, b.state == "UP"))
+            .collect();
+        v.leaders = stats
+            .topics
+            .iter()
+            .flat_map(|(topic, t)| {
+                t.partitions
+                    .values()
+                    // -1 is librdkafka's "unassigned" pseudo-partition.
+                    .filter(|p| p.partition >= 0 && p.leader >= 0)
+                    .map(move |p| ((topic.clone(), p.partition), p.leader))
+            })
+            .collect();
+    }
+}
+
+/// The part of librdkafka's statistics JSON (STATISTICS.md) chainwatch reads.
+#[derive(Debug, serde::Deserialize)]
+struct Stats {
+    #[serde(default)]
+    brokers: HashMap<String, StatsBroker>,
+    #[serde(default)]
+    topics: HashMap<String, StatsTopic>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct StatsBroker {
+    nodeid: i32,
+    state: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct StatsTopic {
+    #[serde(default)]
+    partitions: HashMap<String, StatsPartition>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct StatsPartition {
+    partition: i32,
+    leader: i32,
+}
 
 impl ConsumerContext for ResumeContext {
     fn rebalance(
@@ -203,11 +317,29 @@ pub fn consumer_config(cfg: &KafkaConfig, brokers: &str) -> ClientConfig {
         .set("auto.offset.reset", "earliest")
         // Brokers such as tansu hold every fetch for fetch.wait.max.ms: keep it short.
         .set("fetch.wait.max.ms", "10")
-        .set("session.timeout.ms", "10000")
+        // Kafka's default since 3.0 (KIP-735): with 10 s a broker too busy to answer
+        // heartbeats in time (tansu in the soak) evicted the consumer from its group.
+        .set("session.timeout.ms", "45000")
         .set("partition.assignment.strategy", "range")
         .set("topic.metadata.refresh.interval.ms", "10000");
     with_options(c, cfg)
 }
+
+/// The ingest consumer's settings: [`consumer_config`] with the statistics its
+/// [`ResumeContext`] reads the broker connections' state from ([`BrokerHealth`]); without them
+/// it would never count as connected. A user's own interval is kept.
+pub fn ingest_consumer_config(cfg: &KafkaConfig, brokers: &str) -> ClientConfig {
+    let mut c = consumer_config(cfg, brokers);
+    if c.get("statistics.interval.ms")
+        .is_none_or(|v| v.trim() == "0")
+    {
+        c.set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
+    }
+    c
+}
+
+/// How often the consumer reports its statistics, broker connections included (ms).
+const STATISTICS_INTERVAL_MS: &str = "1000";
 
 /// Producer settings for the dead-letter topic and the simulator: idempotent, all acks.
 pub fn producer_config(cfg: &KafkaConfig, brokers: &str) -> ClientConfig {
@@ -326,5 +458,85 @@ mod tests {
             took < Duration::from_secs(5),
             "close and drop took {took:?} (closed: {closed})"
         );
+    }
+
+    /// The broker connections as librdkafka's statistics give them: a broker that goes down
+    /// makes the consumer disconnected and its partitions' leader unreachable; back up, both
+    /// come back. The consumer must be polled for its statistics to arrive.
+    #[tokio::test]
+    async fn the_broker_connections_follow_librdkafkas_statistics() {
+        let cluster = MockCluster::new(1).expect("mock cluster");
+        cluster.create_topic("t", 2, 1).expect("topic");
+        let brokers = cluster.bootstrap_servers();
+        let cfg = crate::config::Config::default().kafka;
+        let c: StreamConsumer<ResumeContext> = ingest_consumer_config(&cfg, &brokers)
+            .set("reconnect.backoff.ms", "100")
+            .set("reconnect.backoff.max.ms", "200")
+            .create_with_context(ResumeContext::default())
+            .expect("consumer");
+        c.subscribe(&["t"]).expect("subscribe");
+        let health = c.context().health().clone();
+        assert_eq!(health.connected(), None, "known before any statistics");
+        let poll_until = |want: bool| {
+            let (c, health) = (&c, health.clone());
+            async move {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+                while (health.connected(), health.leader_up("t", 1)) != (Some(want), want) {
+                    // Before the first statistics a leader counts as up (see `leader_up`).
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "never connected={want}"
+                    );
+                    let _ = tokio::time::timeout(Duration::from_millis(100), c.recv()).await;
+                }
+            }
+        };
+        poll_until(true).await;
+        assert!(!health.leader_up("t", 7), "a partition that does not exist");
+        cluster.broker_down(1).expect("broker down");
+        poll_until(false).await;
+        cluster.broker_up(1).expect("broker up");
+        poll_until(true).await;
+    }
+
+    #[test]
+    fn statistics_are_read_for_brokers_from_metadata_and_partition_leaders() {
+        let health = BrokerHealth::default();
+        let stats = serde_json::json!({
+            "name": "chainwatch#consumer-1", "type": "consumer", "ts": 1,
+            "brokers": {
+                "127.0.0.1:9092/bootstrap": {"name": "127.0.0.1:9092/bootstrap", "nodeid": -1,
+                    "state": "UP", "source": "configured"},
+                "127.0.0.1:9092/1": {"name": "127.0.0.1:9092/1", "nodeid": 1, "state": "UP",
+                    "source": "learned"},
+                "127.0.0.1:9093/2": {"name": "127.0.0.1:9093/2", "nodeid": 2,
+                    "state": "TRY_CONNECT", "source": "learned"}
+            },
+            "topics": {"t": {"topic": "t", "partitions": {
+                "0": {"partition": 0, "leader": 1},
+                "1": {"partition": 1, "leader": 2},
+                "-1": {"partition": -1, "leader": -1}
+            }}}
+        });
+        let ctx = ResumeContext::default();
+        ctx.stats_raw(stats.to_string().as_bytes());
+        let health_of_ctx = ctx.health();
+        assert_eq!(health_of_ctx.connected(), Some(true));
+        assert!(health_of_ctx.leader_up("t", 0));
+        assert!(
+            !health_of_ctx.leader_up("t", 1),
+            "its leader is reconnecting"
+        );
+        assert!(!health_of_ctx.leader_up("u", 0), "unknown topic");
+        // Only the bootstrap connection up: not connected (it serves no partition).
+        let only_bootstrap = serde_json::json!({"brokers": {"b/bootstrap":
+            {"nodeid": -1, "state": "UP"}}, "topics": {}});
+        assert_eq!(health.connected(), None);
+        assert!(health.leader_up("t", 0), "before the first statistics");
+        health.update(&serde_json::from_value(only_bootstrap).expect("stats"));
+        assert_eq!(health.connected(), Some(false));
+        // Unreadable statistics leave the last view in place.
+        ctx.stats_raw(b"{not json");
+        assert!(ctx.health().leader_up("t", 0));
     }
 }

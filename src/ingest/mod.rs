@@ -210,7 +210,6 @@ impl Ingest {
                 }
                 msg = self.consumer.recv() => match msg {
                     Ok(m) => {
-                        self.metrics.connected.set(1);
                         let topic = intern(&mut topics, m.topic());
                         let bytes = m.payload().map_or(0, <[u8]>::len);
                         self.metrics.messages.with_label_values(&[&topic]).inc();
@@ -253,7 +252,6 @@ impl Ingest {
                         }
                     }
                     Err(e) => {
-                        self.metrics.connected.set(0);
                         tracing::warn!(error = %e, "Kafka consumer error; retrying.");
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
@@ -486,12 +484,11 @@ impl Ingest {
         let consumer = &self.consumer;
         let consumed = &self.consumed;
         let paused = &self.paused;
-        // While the broker cannot be reached (a consumer error, or the monitor's query
-        // failing), the cached high watermarks are stale: a partition whose new events were
-        // never fetched would look caught up, turn idle, and the watermark would pass those
-        // events, to be dead-lettered as late once the broker is back. An outage is not
-        // idleness.
-        let connected = self.metrics.connected.get() == 1;
+        // While a partition's leader cannot be reached, its cached high watermark is stale: a
+        // partition whose new events were never fetched would look caught up, turn idle, and
+        // the watermark would pass those events, to be dead-lettered as late once the broker
+        // is back. An outage is not idleness.
+        let health = self.consumer.context().health();
         let assigned: Vec<(Arc<str>, i32, bool)> = positions
             .elements()
             .iter()
@@ -507,7 +504,7 @@ impl Ingest {
                 // A paused partition is fetched no more, so its cached high watermark goes
                 // stale and it would look caught up, then idle, and the watermark would pass
                 // the events still waiting in Kafka. It is ahead anyway: it holds nothing back.
-                let caught_up = connected
+                let caught_up = health.leader_up(e.topic(), e.partition())
                     && !paused.contains(&key)
                     && match (e.offset().to_raw(), high) {
                         (_, None) => false,
@@ -538,11 +535,16 @@ impl Ingest {
         } else {
             i64::try_from(self.max_drift.as_millis()).unwrap_or(i64::MAX)
         };
-        let ahead: std::collections::BTreeSet<(Arc<str>, i32)> = self
-            .watermark
-            .ahead(drift, std::time::Instant::now())
-            .into_iter()
-            .collect();
+        // Not known yet (no statistics in the first second): as if connected, or a backlog
+        // would be read unaligned until they come.
+        let connected = self.consumer.context().health().connected() != Some(false);
+        let ahead = to_pause(
+            &self.watermark,
+            &self.paused,
+            connected,
+            drift,
+            std::time::Instant::now(),
+        );
         let list = |set: &mut dyn Iterator<Item = &(Arc<str>, i32)>| {
             let mut tpl = TopicPartitionList::new();
             for (t, p) in set {
@@ -855,6 +857,84 @@ fn cached_high_watermark<C: ConsumerContext + 'static>(
     };
     (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
         .then_some(high)
+}
+
+/// The partitions watermark alignment holds paused: while the brokers can be reached, those
+/// ahead of the slowest in event time ([`Watermark::ahead`]); while they cannot, the set as it
+/// was.
+///
+/// Without the brokers no partition can be told caught up, so every empty partition looks as
+/// if it waited for its first events, and every partition with events, the slowest too, would
+/// be paused, then resumed once they were back. Each pause throws away what librdkafka had
+/// fetched for the partition: when a lag query answered late every few seconds was taken for
+/// an outage, the slowest partition was paused and resumed faster than its fetches returned
+/// and nothing was read any more (the soak stalled so, `connected` flapping between 0 and 1).
+fn to_pause(
+    watermark: &Watermark,
+    paused: &std::collections::BTreeSet<(Arc<str>, i32)>,
+    connected: bool,
+    drift_ms: i64,
+    now: std::time::Instant,
+) -> std::collections::BTreeSet<(Arc<str>, i32)> {
+    if !connected {
+        return paused.clone();
+    }
+    watermark.ahead(drift_ms, now).into_iter().collect()
+}
+
+#[cfg(test)]
+mod alignment_tests {
+    use super::*;
+
+    /// erp 0 is the slowest, wms 0 a day ahead of it, and feeds 0 empty.
+    fn clocks(feeds_caught_up: bool, now: std::time::Instant) -> Watermark {
+        let mut w = Watermark::new(Duration::ZERO, Duration::from_secs(5));
+        let (erp, wms, feeds): (Arc<str>, Arc<str>, Arc<str>) =
+            (Arc::from("erp"), Arc::from("wms"), Arc::from("feeds"));
+        w.set_assignment(
+            [
+                (erp.clone(), 0, false),
+                (wms.clone(), 0, false),
+                (feeds, 0, feeds_caught_up),
+            ],
+            now,
+        );
+        w.observe(&erp, 0, 1_000, now);
+        w.observe(&wms, 0, 1_000 + 86_400_000, now);
+        w
+    }
+
+    fn set(items: &[(&str, i32)]) -> std::collections::BTreeSet<(Arc<str>, i32)> {
+        items.iter().map(|(t, p)| (Arc::from(*t), *p)).collect()
+    }
+
+    #[test]
+    fn while_the_brokers_answer_the_partitions_ahead_are_paused() {
+        let now = std::time::Instant::now();
+        let drift = 3_600_000;
+        let w = clocks(true, now);
+        assert_eq!(
+            to_pause(&w, &set(&[]), true, drift, now),
+            set(&[("wms", 0)])
+        );
+        // An empty partition with events to read: everything with events waits for it.
+        let w = clocks(false, now);
+        assert_eq!(
+            to_pause(&w, &set(&[]), true, drift, now),
+            set(&[("erp", 0), ("wms", 0)])
+        );
+    }
+
+    /// Without an answer the ingest stage takes no partition as caught up (the empty one
+    /// looks as if it waited); the pause set stays as it was: the slowest partition reads on.
+    #[test]
+    fn while_they_do_not_the_pause_set_stays_as_it_was() {
+        let now = std::time::Instant::now();
+        let w = clocks(false, now);
+        let before = set(&[("wms", 0)]);
+        assert_eq!(to_pause(&w, &before, false, 3_600_000, now), before);
+        assert_eq!(to_pause(&w, &set(&[]), false, 0, now), set(&[]));
+    }
 }
 
 #[cfg(test)]

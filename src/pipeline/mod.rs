@@ -410,7 +410,7 @@ pub async fn start_on(
     }
     let restored_watermark = restored.engine.is_some().then(|| watermark.current());
     let consumer: Arc<kafka::IngestConsumer> = Arc::new(kafka::Closing::new(
-        kafka::consumer_config(&config.kafka, &brokers)
+        kafka::ingest_consumer_config(&config.kafka, &brokers)
             .create_with_context(kafka::ResumeContext::new(resume.iter().cloned()))
             .map_err(kafka::KafkaSetupError::Client)?,
     ));
@@ -577,7 +577,11 @@ pub async fn start_on(
     })
 }
 
-/// Every few seconds: consumer lag per partition and readiness.
+/// Every second: whether the brokers can be reached (librdkafka's view of its connections),
+/// readiness, and the consumer lag per partition.
+///
+/// A lag query that fails or answers late (over 2 s) leaves the last lag figures in place:
+/// a busy broker answers late now and then, and that is not an outage.
 async fn monitor(
     consumer: Arc<kafka::IngestConsumer>,
     shared: Arc<Shared>,
@@ -585,22 +589,34 @@ async fn monitor(
 ) {
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut answering = true;
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
             _ = ticker.tick() => {}
         }
+        let connected = consumer.context().health().connected() == Some(true);
+        shared.metrics.connected.set(i64::from(connected));
         let c = consumer.clone();
-        let partitions = tokio::task::spawn_blocking(move || partition_status(&c))
-            .await
-            .ok()
-            .flatten();
+        let partitions = match tokio::task::spawn_blocking(move || partition_status(&c)).await {
+            Ok(Ok(p)) => Some(p),
+            Ok(Err(e)) => {
+                if answering {
+                    tracing::warn!(error = %e, connected, "The lag query failed; lag figures stay as they were until it answers.");
+                }
+                None
+            }
+            Err(_) => None,
+        };
+        answering = partitions.is_some();
+        let assigned = match &partitions {
+            Some(p) => !p.is_empty(),
+            None => consumer.assignment().is_ok_and(|a| a.count() > 0),
+        };
+        shared.ready.store(connected && assigned, Ordering::SeqCst);
         let Some(partitions) = partitions else {
-            shared.metrics.connected.set(0);
-            shared.ready.store(false, Ordering::SeqCst);
             continue;
         };
-        shared.metrics.connected.set(1);
         for p in &partitions {
             shared
                 .metrics
@@ -608,26 +624,27 @@ async fn monitor(
                 .with_label_values(&[&p.topic, &p.partition.to_string()])
                 .set(p.lag);
         }
-        shared.ready.store(!partitions.is_empty(), Ordering::SeqCst);
         if let Ok(mut s) = shared.partitions.write() {
             *s = partitions;
         }
     }
 }
 
-/// Committed offset, high watermark and lag of every assigned partition; None when the
-/// brokers cannot be reached.
-fn partition_status(c: &kafka::IngestConsumer) -> Option<Vec<PartitionStatus>> {
+/// Committed offset, high watermark and lag of every assigned partition; an error when the
+/// brokers cannot be reached (or do not answer within 2 s).
+fn partition_status(
+    c: &kafka::IngestConsumer,
+) -> Result<Vec<PartitionStatus>, rdkafka::error::KafkaError> {
     let timeout = Duration::from_secs(2);
-    let assignment = c.assignment().ok()?;
+    let assignment = c.assignment()?;
     if assignment.count() == 0 {
-        return Some(Vec::new());
+        return Ok(Vec::new());
     }
-    let committed = c.committed(timeout).ok()?;
-    let positions = c.position().ok()?;
+    let committed = c.committed(timeout)?;
+    let positions = c.position()?;
     let mut out = Vec::new();
     for e in committed.elements() {
-        let (_, high) = c.fetch_watermarks(e.topic(), e.partition(), timeout).ok()?;
+        let (_, high) = c.fetch_watermarks(e.topic(), e.partition(), timeout)?;
         let committed = e.offset().to_raw().filter(|o| *o >= 0).unwrap_or(-1);
         let position = positions
             .find_partition(e.topic(), e.partition())
@@ -644,7 +661,7 @@ fn partition_status(c: &kafka::IngestConsumer) -> Option<Vec<PartitionStatus>> {
         });
     }
     out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-    Some(out)
+    Ok(out)
 }
 
 #[cfg(test)]
