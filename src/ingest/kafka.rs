@@ -105,6 +105,7 @@ impl<C: Send + 'static> Drop for Closing<C> {
 pub struct ResumeContext {
     positions: Arc<Mutex<HashMap<(String, i32), i64>>>,
     health: BrokerHealth,
+    highs: QueriedHighs,
 }
 
 impl ResumeContext {
@@ -113,7 +114,13 @@ impl ResumeContext {
         ResumeContext {
             positions: Arc::new(Mutex::new(positions.into_iter().collect())),
             health: BrokerHealth::default(),
+            highs: QueriedHighs::default(),
         }
+    }
+
+    /// The high watermarks the lag query has seen.
+    pub fn highs(&self) -> &QueriedHighs {
+        &self.highs
     }
 
     /// The broker connections as the consumer last reported them.
@@ -216,6 +223,37 @@ impl BrokerHealth {
                     .map(move |p| ((topic.clone(), p.partition), p.leader))
             })
             .collect();
+    }
+}
+
+/// The largest high watermark the lag query (`ListOffsets`, once a second) has seen, per
+/// partition: a lower bound of where the partition ends. librdkafka's cached high watermark
+/// comes from fetch responses only, so while a busy broker holds a fetch for seconds a
+/// partition that has read everything fetched looks caught up though the broker holds more;
+/// past the idle timeout it would turn idle and its events would come late (822 of them did
+/// in a soak). Neither answer is ever ahead of the broker, so the larger is the better.
+#[derive(Debug, Default, Clone)]
+pub struct QueriedHighs(Arc<Mutex<HashMap<(String, i32), i64>>>);
+
+impl QueriedHighs {
+    /// Note a high watermark the query answered.
+    pub fn note(&self, topic: &str, partition: i32, high: i64) {
+        if high < 0 {
+            return;
+        }
+        if let Ok(mut m) = self.0.lock() {
+            let e = m.entry((topic.to_string(), partition)).or_insert(high);
+            *e = (*e).max(high);
+        }
+    }
+
+    /// The largest high watermark seen of the partition.
+    pub fn get(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.0
+            .lock()
+            .ok()?
+            .get(&(topic.to_string(), partition))
+            .copied()
     }
 }
 
@@ -497,6 +535,23 @@ mod tests {
         poll_until(false).await;
         cluster.broker_up(1).expect("broker up");
         poll_until(true).await;
+    }
+
+    /// The queried high watermarks only go forward: an answer from before a later one (the
+    /// query races nothing, but a restarted broker may answer low) does not take it back.
+    #[test]
+    fn queried_high_watermarks_keep_the_largest() {
+        let highs = QueriedHighs::default();
+        assert_eq!(highs.get("t", 0), None);
+        highs.note("t", 0, 10);
+        highs.note("t", 0, 7);
+        highs.note("t", 0, -1);
+        highs.note("t", 1, 3);
+        assert_eq!(highs.get("t", 0), Some(10));
+        assert_eq!(highs.get("t", 1), Some(3));
+        // The order `refresh_assignment` relies on: a known high beats an unknown one.
+        assert_eq!(None.max(highs.get("t", 0)), Some(10));
+        assert_eq!(Some(12).max(highs.get("t", 0)), Some(12));
     }
 
     #[test]

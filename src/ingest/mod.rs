@@ -489,11 +489,15 @@ impl Ingest {
         // the watermark would pass those events, to be dead-lettered as late once the broker
         // is back. An outage is not idleness.
         let health = self.consumer.context().health();
+        let queried = self.consumer.context().highs();
         let assigned: Vec<(Arc<str>, i32, bool)> = positions
             .elements()
             .iter()
             .map(|e| {
-                let high = cached_high_watermark(consumer, e.topic(), e.partition());
+                // The fetched and the queried high watermark, whichever is further (see
+                // `QueriedHighs`; None < Some).
+                let high = cached_high_watermark(consumer, e.topic(), e.partition())
+                    .max(queried.get(e.topic(), e.partition()));
                 // Right after a rebalance the position is unknown until a fetch returns, and
                 // a partition with nothing new never returns one: what this consumer read of
                 // it before tells whether it is caught up.

@@ -617,6 +617,10 @@ async fn monitor(
         let Some(partitions) = partitions else {
             continue;
         };
+        let highs = consumer.context().highs();
+        for p in &partitions {
+            highs.note(&p.topic, p.partition, p.high_watermark);
+        }
         for p in &partitions {
             shared
                 .metrics
