@@ -620,8 +620,6 @@ async fn monitor(
         let highs = consumer.context().highs();
         for p in &partitions {
             highs.note(&p.topic, p.partition, p.high_watermark);
-        }
-        for p in &partitions {
             shared
                 .metrics
                 .consumer_lag
