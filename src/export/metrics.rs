@@ -104,6 +104,14 @@ pub const SELF_METRICS: &[(&str, &str)] = &[
         "1 while the consumer can reach the brokers.",
     ),
     (
+        "chainwatch_ingest_lag_query_errors_total",
+        "Lag queries (committed offsets, or one partition's high watermark) the brokers failed or answered late (over 2 s).",
+    ),
+    (
+        "chainwatch_ingest_high_watermark_age_seconds",
+        "Seconds since the broker last answered the partition's high watermark: lag figures are that old; over 3 s the partition cannot turn idle.",
+    ),
+    (
         "chainwatch_ingest_partition_event_time_seconds",
         "Largest event time read from each assigned partition: the slowest active one holds the watermark.",
     ),
@@ -272,6 +280,8 @@ pub struct Metrics {
     pub batch_rows: Histogram,
     pub consumer_lag: IntGaugeVec,
     pub connected: IntGauge,
+    pub lag_query_errors: IntCounter,
+    pub high_watermark_age: prometheus::GaugeVec,
     pub partition_event_time: prometheus::GaugeVec,
     pub partition_idle: IntGaugeVec,
     pub partition_paused: IntGaugeVec,
@@ -373,6 +383,13 @@ impl Metrics {
                 &["topic", "partition"]
             )),
             connected: reg!(IntGauge::with_opts(opts("chainwatch_ingest_connected"))),
+            lag_query_errors: reg!(IntCounter::with_opts(opts(
+                "chainwatch_ingest_lag_query_errors_total"
+            ))),
+            high_watermark_age: reg!(prometheus::GaugeVec::new(
+                opts("chainwatch_ingest_high_watermark_age_seconds"),
+                &["topic", "partition"]
+            )),
             partition_event_time: reg!(prometheus::GaugeVec::new(
                 opts("chainwatch_ingest_partition_event_time_seconds"),
                 &["topic", "partition"]
@@ -813,6 +830,7 @@ mod tests {
         m.bytes.with_label_values(&["t"]).inc();
         m.skipped_offsets.with_label_values(&["t"]).inc();
         m.consumer_lag.with_label_values(&["t", "0"]).set(0);
+        m.high_watermark_age.with_label_values(&["t", "0"]).set(0.0);
         m.partition_event_time
             .with_label_values(&["t", "0"])
             .set(1.0);

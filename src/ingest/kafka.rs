@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{ClientContext, DefaultClientContext};
@@ -227,23 +227,60 @@ impl BrokerHealth {
 }
 
 /// The largest high watermark the lag query (`ListOffsets`, once a second) has seen, per
-/// partition: a lower bound of where the partition ends. librdkafka's cached high watermark
-/// comes from fetch responses only, so while a busy broker holds a fetch for seconds a
-/// partition that has read everything fetched looks caught up though the broker holds more;
-/// past the idle timeout it would turn idle and its events would come late (822 of them did
-/// in a soak). Neither answer is ever ahead of the broker, so the larger is the better.
-#[derive(Debug, Default, Clone)]
-pub struct QueriedHighs(Arc<Mutex<HashMap<(String, i32), i64>>>);
+/// partition, and when the broker last answered it: a lower bound of where the partition ends.
+/// librdkafka's cached high watermark comes from fetch responses only, so while a busy broker
+/// holds a fetch for seconds a partition that has read everything fetched looks caught up
+/// though the broker holds more; past the idle timeout it would turn idle and its events would
+/// come late (822 of them did in a soak). Neither answer is ever ahead of the broker, so the
+/// larger is the better.
+///
+/// A broker that stalls with its connections open answers no query either: a partition is
+/// *confirmed* only while its last answer is recent ([`QueriedHighs::confirmed`]), and only a
+/// confirmed partition can be caught up, so none turns idle on a stale view (11,962 events were
+/// judged late in a soak when tansu stalled and the last view said "caught up").
+#[derive(Debug, Clone)]
+pub struct QueriedHighs(Arc<Mutex<Highs>>);
+
+#[derive(Debug)]
+struct Highs {
+    partitions: HashMap<(String, i32), (i64, Instant)>,
+    /// When the query last answered any partition; at first, when this was made (start-up is
+    /// given one window before the first answer).
+    last: Instant,
+}
+
+impl Default for QueriedHighs {
+    fn default() -> Self {
+        QueriedHighs::new(Instant::now())
+    }
+}
 
 impl QueriedHighs {
-    /// Note a high watermark the query answered.
-    pub fn note(&self, topic: &str, partition: i32, high: i64) {
+    /// How recent a partition's answer must be for it to count as confirmed: a healthy lag
+    /// query answers every second; it is well under the default idle timeout (5 s), so a
+    /// stalled broker stops any partition from turning idle.
+    pub const CONFIRM_WITHIN: Duration = Duration::from_secs(3);
+
+    /// None answered yet, made at `now`.
+    pub fn new(now: Instant) -> Self {
+        QueriedHighs(Arc::new(Mutex::new(Highs {
+            partitions: HashMap::new(),
+            last: now,
+        })))
+    }
+
+    /// Note a high watermark the query answered at `at`.
+    pub fn note(&self, topic: &str, partition: i32, high: i64, at: Instant) {
         if high < 0 {
             return;
         }
         if let Ok(mut m) = self.0.lock() {
-            let e = m.entry((topic.to_string(), partition)).or_insert(high);
-            *e = (*e).max(high);
+            m.last = m.last.max(at);
+            let e = m
+                .partitions
+                .entry((topic.to_string(), partition))
+                .or_insert((high, at));
+            *e = (e.0.max(high), e.1.max(at));
         }
     }
 
@@ -252,8 +289,34 @@ impl QueriedHighs {
         self.0
             .lock()
             .ok()?
+            .partitions
             .get(&(topic.to_string(), partition))
-            .copied()
+            .map(|(h, _)| *h)
+    }
+
+    /// How long ago the broker last answered the partition's high watermark (None: never).
+    pub fn age(&self, topic: &str, partition: i32, now: Instant) -> Option<Duration> {
+        self.0
+            .lock()
+            .ok()?
+            .partitions
+            .get(&(topic.to_string(), partition))
+            .map(|(_, at)| now.saturating_duration_since(*at))
+    }
+
+    /// Whether the broker answered the partition's high watermark within
+    /// [`Self::CONFIRM_WITHIN`] of `now`. A partition never answered (just assigned) borrows
+    /// the query's last answer for any partition: a rebalance does not hold everything back
+    /// for a second, a stalled broker still does.
+    pub fn confirmed(&self, topic: &str, partition: i32, now: Instant) -> bool {
+        let Ok(m) = self.0.lock() else {
+            return false;
+        };
+        let at = m
+            .partitions
+            .get(&(topic.to_string(), partition))
+            .map_or(m.last, |(_, at)| *at);
+        now.saturating_duration_since(at) <= Self::CONFIRM_WITHIN
     }
 }
 
@@ -541,17 +604,48 @@ mod tests {
     /// query races nothing, but a restarted broker may answer low) does not take it back.
     #[test]
     fn queried_high_watermarks_keep_the_largest() {
-        let highs = QueriedHighs::default();
+        let t0 = Instant::now();
+        let highs = QueriedHighs::new(t0);
         assert_eq!(highs.get("t", 0), None);
-        highs.note("t", 0, 10);
-        highs.note("t", 0, 7);
-        highs.note("t", 0, -1);
-        highs.note("t", 1, 3);
+        highs.note("t", 0, 10, t0);
+        highs.note("t", 0, 7, t0);
+        highs.note("t", 0, -1, t0);
+        highs.note("t", 1, 3, t0);
         assert_eq!(highs.get("t", 0), Some(10));
         assert_eq!(highs.get("t", 1), Some(3));
         // The order `refresh_assignment` relies on: a known high beats an unknown one.
         assert_eq!(None.max(highs.get("t", 0)), Some(10));
         assert_eq!(Some(12).max(highs.get("t", 0)), Some(12));
+    }
+
+    /// A partition is confirmed while its last answer is recent; one never answered borrows
+    /// the last answer for any partition (at first, start-up); a stall ends both.
+    #[test]
+    fn a_partition_is_confirmed_only_while_the_broker_answers() {
+        let t0 = Instant::now();
+        let w = QueriedHighs::CONFIRM_WITHIN;
+        let s = Duration::from_secs(1);
+        let highs = QueriedHighs::new(t0);
+        // Start-up: nothing answered yet, one window of grace.
+        assert!(highs.confirmed("t", 0, t0 + w));
+        assert!(!highs.confirmed("t", 0, t0 + w + s));
+        // Answers for partition 0 only: 1 was never answered and borrows them.
+        highs.note("t", 0, 5, t0 + 2 * w);
+        assert!(highs.confirmed("t", 0, t0 + 3 * w));
+        assert!(highs.confirmed("t", 1, t0 + 3 * w));
+        assert_eq!(highs.age("t", 0, t0 + 3 * w), Some(w));
+        assert_eq!(highs.age("t", 1, t0 + 3 * w), None);
+        // The broker stalls: no answer for longer than the window.
+        assert!(!highs.confirmed("t", 0, t0 + 3 * w + s));
+        assert!(!highs.confirmed("t", 1, t0 + 3 * w + s));
+        // Partition 1 answered once, then only 0: 1 goes stale on its own.
+        highs.note("t", 1, 9, t0 + 4 * w);
+        highs.note("t", 0, 6, t0 + 5 * w);
+        assert!(highs.confirmed("t", 0, t0 + 5 * w + s));
+        assert!(!highs.confirmed("t", 1, t0 + 5 * w + s));
+        // An answer from before a later one does not take the time back.
+        highs.note("t", 0, 6, t0);
+        assert_eq!(highs.age("t", 0, t0 + 5 * w), Some(Duration::ZERO));
     }
 
     #[test]

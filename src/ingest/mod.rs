@@ -490,6 +490,7 @@ impl Ingest {
         // is back. An outage is not idleness.
         let health = self.consumer.context().health();
         let queried = self.consumer.context().highs();
+        let now = std::time::Instant::now();
         let assigned: Vec<(Arc<str>, i32, bool)> = positions
             .elements()
             .iter()
@@ -508,7 +509,10 @@ impl Ingest {
                 // A paused partition is fetched no more, so its cached high watermark goes
                 // stale and it would look caught up, then idle, and the watermark would pass
                 // the events still waiting in Kafka. It is ahead anyway: it holds nothing back.
+                // And a broker that stalls with its connections up answers neither fetches
+                // nor queries: only what it confirmed lately counts (`QueriedHighs`).
                 let caught_up = health.leader_up(e.topic(), e.partition())
+                    && queried.confirmed(e.topic(), e.partition(), now)
                     && !paused.contains(&key)
                     && match (e.offset().to_raw(), high) {
                         (_, None) => false,
@@ -518,8 +522,7 @@ impl Ingest {
                 (key.0, key.1, caught_up)
             })
             .collect();
-        self.watermark
-            .set_assignment(assigned, std::time::Instant::now())
+        self.watermark.set_assignment(assigned, now)
     }
 
     /// Watermark alignment: pause the partitions whose event time ran more than `max_drift`
@@ -540,15 +543,17 @@ impl Ingest {
             i64::try_from(self.max_drift.as_millis()).unwrap_or(i64::MAX)
         };
         // Not known yet (no statistics in the first second): as if connected, or a backlog
-        // would be read unaligned until they come.
-        let connected = self.consumer.context().health().connected() != Some(false);
-        let ahead = to_pause(
-            &self.watermark,
-            &self.paused,
-            connected,
-            drift,
-            std::time::Instant::now(),
-        );
+        // would be read unaligned until they come. A broker that answers no lag query is as
+        // good as unreachable: no partition can be told caught up.
+        let now = std::time::Instant::now();
+        let context = self.consumer.context();
+        let reachable = context.health().connected() != Some(false)
+            && self
+                .watermark
+                .clocks(now)
+                .iter()
+                .all(|(t, p, _, _)| context.highs().confirmed(t, *p, now));
+        let ahead = to_pause(&self.watermark, &self.paused, reachable, drift, now);
         let list = |set: &mut dyn Iterator<Item = &(Arc<str>, i32)>| {
             let mut tpl = TopicPartitionList::new();
             for (t, p) in set {
@@ -863,9 +868,9 @@ fn cached_high_watermark<C: ConsumerContext + 'static>(
         .then_some(high)
 }
 
-/// The partitions watermark alignment holds paused: while the brokers can be reached, those
-/// ahead of the slowest in event time ([`Watermark::ahead`]); while they cannot, the set as it
-/// was.
+/// The partitions watermark alignment holds paused: while the brokers can be reached (a
+/// connection up and every assigned partition's high watermark answered lately), those ahead
+/// of the slowest in event time ([`Watermark::ahead`]); while they cannot, the set as it was.
 ///
 /// Without the brokers no partition can be told caught up, so every empty partition looks as
 /// if it waited for its first events, and every partition with events, the slowest too, would
@@ -876,11 +881,11 @@ fn cached_high_watermark<C: ConsumerContext + 'static>(
 fn to_pause(
     watermark: &Watermark,
     paused: &std::collections::BTreeSet<(Arc<str>, i32)>,
-    connected: bool,
+    reachable: bool,
     drift_ms: i64,
     now: std::time::Instant,
 ) -> std::collections::BTreeSet<(Arc<str>, i32)> {
-    if !connected {
+    if !reachable {
         return paused.clone();
     }
     watermark.ahead(drift_ms, now).into_iter().collect()

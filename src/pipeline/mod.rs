@@ -28,6 +28,7 @@ mod stage;
 
 pub(crate) use evaluator::samples_for;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -580,8 +581,11 @@ pub async fn start_on(
 /// Every second: whether the brokers can be reached (librdkafka's view of its connections),
 /// readiness, and the consumer lag per partition.
 ///
-/// A lag query that fails or answers late (over 2 s) leaves the last lag figures in place:
-/// a busy broker answers late now and then, and that is not an outage.
+/// Each partition's high watermark is asked on its own, so one slow answer fails that
+/// partition only; a partition not answered keeps its last lag figure, and
+/// `chainwatch_ingest_high_watermark_age_seconds` says how old it is. A busy broker answers late
+/// now and then, and that is not an outage; a broker that answers nothing for a few seconds
+/// holds every partition back from idleness (`QueriedHighs`).
 async fn monitor(
     consumer: Arc<kafka::IngestConsumer>,
     shared: Arc<Shared>,
@@ -597,29 +601,32 @@ async fn monitor(
         }
         let connected = consumer.context().health().connected() == Some(true);
         shared.metrics.connected.set(i64::from(connected));
-        let c = consumer.clone();
-        let partitions = match tokio::task::spawn_blocking(move || partition_status(&c)).await {
-            Ok(Ok(p)) => Some(p),
-            Ok(Err(e)) => {
-                if answering {
-                    tracing::warn!(error = %e, connected, "The lag query failed; lag figures stay as they were until it answers.");
-                }
-                None
-            }
-            Err(_) => None,
-        };
-        answering = partitions.is_some();
-        let assigned = match &partitions {
-            Some(p) => !p.is_empty(),
-            None => consumer.assignment().is_ok_and(|a| a.count() > 0),
-        };
-        shared.ready.store(connected && assigned, Ordering::SeqCst);
-        let Some(partitions) = partitions else {
-            continue;
-        };
+        let round = lag_round(&consumer).await;
+        shared.metrics.lag_query_errors.inc_by(round.errors);
+        if round.errors > 0 && answering {
+            tracing::warn!(
+                errors = round.errors,
+                connected,
+                "The lag query failed; lag figures stay as they were until it answers."
+            );
+        }
+        answering = round.errors == 0;
+        shared
+            .ready
+            .store(connected && !round.assignment.is_empty(), Ordering::SeqCst);
         let highs = consumer.context().highs();
-        for p in &partitions {
-            highs.note(&p.topic, p.partition, p.high_watermark);
+        let now = std::time::Instant::now();
+        shared.metrics.high_watermark_age.reset();
+        for (topic, partition) in &round.assignment {
+            if let Some(age) = highs.age(topic, *partition, now) {
+                shared
+                    .metrics
+                    .high_watermark_age
+                    .with_label_values(&[topic, &partition.to_string()])
+                    .set(age.as_secs_f64());
+            }
+        }
+        for p in &round.answered {
             shared
                 .metrics
                 .consumer_lag
@@ -627,33 +634,94 @@ async fn monitor(
                 .set(p.lag);
         }
         if let Ok(mut s) = shared.partitions.write() {
-            *s = partitions;
+            *s = merge_status(&s, round);
         }
     }
 }
 
-/// Committed offset, high watermark and lag of every assigned partition; an error when the
-/// brokers cannot be reached (or do not answer within 2 s).
-fn partition_status(
-    c: &kafka::IngestConsumer,
-) -> Result<Vec<PartitionStatus>, rdkafka::error::KafkaError> {
+/// One round of the lag query.
+#[derive(Debug, Default)]
+struct LagRound {
+    /// The partitions assigned when the round began.
+    assignment: Vec<(String, i32)>,
+    /// Those whose committed offset and high watermark both came back.
+    answered: Vec<PartitionStatus>,
+    /// Queries that failed or answered late.
+    errors: u64,
+}
+
+/// Partitions asked at once: a stalled broker then costs one timeout per round, not one per
+/// partition.
+const LAG_QUERIES_AT_ONCE: usize = 8;
+
+/// Committed offsets (one request) and every assigned partition's high watermark (one each,
+/// [`LAG_QUERIES_AT_ONCE`] at a time, 2 s each at most). Each high watermark answered is noted
+/// in the consumer's `QueriedHighs` with the time it was asked.
+async fn lag_round(c: &Arc<kafka::IngestConsumer>) -> LagRound {
+    use futures::StreamExt;
     let timeout = Duration::from_secs(2);
-    let assignment = c.assignment()?;
-    if assignment.count() == 0 {
-        return Ok(Vec::new());
+    let assignment: Vec<(String, i32)> = match c.assignment() {
+        Ok(a) => a
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect(),
+        Err(_) => return LagRound::default(),
+    };
+    if assignment.is_empty() {
+        return LagRound::default();
     }
-    let committed = c.committed(timeout)?;
-    let positions = c.position()?;
-    let mut out = Vec::new();
-    for e in committed.elements() {
-        let (_, high) = c.fetch_watermarks(e.topic(), e.partition(), timeout)?;
+    let mut errors = 0;
+    let committed = {
+        let c = c.clone();
+        tokio::task::spawn_blocking(move || c.committed(timeout))
+    };
+    let highs: Vec<_> = futures::stream::iter(assignment.clone())
+        .map(|(topic, partition)| {
+            let c = c.clone();
+            tokio::task::spawn_blocking(move || {
+                let asked = std::time::Instant::now();
+                let high = c.fetch_watermarks(&topic, partition, timeout);
+                if let Ok((_, h)) = &high {
+                    c.context().highs().note(&topic, partition, *h, asked);
+                }
+                (topic, partition, high.ok().map(|(_, h)| h))
+            })
+        })
+        .buffer_unordered(LAG_QUERIES_AT_ONCE)
+        .collect()
+        .await;
+    let highs: HashMap<(String, i32), i64> = highs
+        .into_iter()
+        .filter_map(|r| match r {
+            Ok((t, p, Some(h))) => Some(((t, p), h)),
+            _ => {
+                errors += 1;
+                None
+            }
+        })
+        .collect();
+    let committed = match committed.await {
+        Ok(Ok(list)) => Some(list),
+        _ => {
+            errors += 1;
+            None
+        }
+    };
+    let positions = c.position().ok();
+    let mut answered = Vec::new();
+    for e in committed.iter().flat_map(|l| l.elements()) {
+        let Some(&high) = highs.get(&(e.topic().to_string(), e.partition())) else {
+            continue;
+        };
         let committed = e.offset().to_raw().filter(|o| *o >= 0).unwrap_or(-1);
         let position = positions
-            .find_partition(e.topic(), e.partition())
+            .as_ref()
+            .and_then(|l| l.find_partition(e.topic(), e.partition()))
             .and_then(|p| p.offset().to_raw())
             .filter(|o| *o >= 0)
             .unwrap_or(-1);
-        out.push(PartitionStatus {
+        answered.push(PartitionStatus {
             topic: e.topic().to_string(),
             partition: e.partition(),
             committed,
@@ -662,13 +730,74 @@ fn partition_status(
             lag: (high - committed.max(0)).max(0),
         });
     }
+    LagRound {
+        assignment,
+        answered,
+        errors,
+    }
+}
+
+/// The status list after a round: every assigned partition, with this round's figures where
+/// it answered and the last ones where it did not.
+fn merge_status(before: &[PartitionStatus], round: LagRound) -> Vec<PartitionStatus> {
+    let mut fresh: HashMap<(String, i32), PartitionStatus> = round
+        .answered
+        .into_iter()
+        .map(|p| ((p.topic.clone(), p.partition), p))
+        .collect();
+    let mut out: Vec<PartitionStatus> = round
+        .assignment
+        .into_iter()
+        .filter_map(|key| {
+            fresh.remove(&key).or_else(|| {
+                before
+                    .iter()
+                    .find(|p| p.topic == key.0 && p.partition == key.1)
+                    .cloned()
+            })
+        })
+        .collect();
     out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn status(topic: &str, partition: i32, high: i64) -> PartitionStatus {
+        PartitionStatus {
+            topic: topic.to_string(),
+            partition,
+            committed: 0,
+            position: 0,
+            high_watermark: high,
+            lag: high,
+        }
+    }
+
+    /// After a round, every assigned partition is listed once, sorted: fresh figures where it
+    /// answered, the last ones where it did not, nothing for a partition no longer assigned
+    /// or never answered.
+    #[test]
+    fn a_partition_not_answered_keeps_its_last_figures() {
+        let before = vec![status("a", 0, 10), status("a", 1, 20), status("b", 0, 30)];
+        let round = LagRound {
+            assignment: vec![
+                ("b".to_string(), 1),
+                ("a".to_string(), 1),
+                ("a".to_string(), 0),
+            ],
+            answered: vec![status("a", 0, 11)],
+            errors: 2,
+        };
+        let after = merge_status(&before, round);
+        let got: Vec<(&str, i32, i64)> = after
+            .iter()
+            .map(|p| (p.topic.as_str(), p.partition, p.high_watermark))
+            .collect();
+        assert_eq!(got, vec![("a", 0, 11), ("a", 1, 20)]);
+    }
 
     /// A pipeline dropped without `shutdown` (as when a caller panics) while it is consuming
     /// from the embedded broker: the runtime that ran it must still shut down. It used to
