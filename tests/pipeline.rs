@@ -600,6 +600,133 @@ async fn a_topic_far_ahead_in_event_time_is_paused_until_the_others_catch_up() {
     running.shutdown().await;
 }
 
+/// A broker that stalls (tansu frozen with SIGSTOP: its connections stay open, nothing is
+/// answered) is not idleness. ERP is the slowest topic and holds the watermark; logistics runs
+/// five days ahead. While the broker is frozen, ERP's next events wait in the producer. ERP
+/// must not turn idle on its last view of the broker ("caught up") however long the stall
+/// lasts (longer than the idle timeout here): had it, the watermark would jump to logistics'
+/// time and those events would be dead-lettered as late. Meanwhile `/readyz` says not ready,
+/// and the lag query's failures and the age of its last answer show on `/metrics`.
+///
+/// What holds ERP back here is the outage rule as much as the confirmation rule: librdkafka
+/// closes the connection of a frozen broker once a lag query times out in flight
+/// (`socket.max.fails` = 1), so `chainwatch_ingest_connected` goes to 0 and no leader is up.
+/// The confirmation rule alone (`QueriedHighs::confirmed`, unit-tested) is what covers a
+/// broker that keeps its connection up while holding every request behind a long fetch, as
+/// tansu did in a soak; that case is not reproduced here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_broker_is_not_idleness() {
+    let broker = Tansu::start();
+    let mut config = test_config(&broker.brokers, "stall");
+    config.max_drift = std::time::Duration::from_secs(86_400);
+    // Long enough that ERP cannot turn idle between its last event and the freeze below, even
+    // on a loaded machine; the stall lasts longer.
+    let idle = std::time::Duration::from_secs(10);
+    config.idle_timeout = idle;
+    let running = start(config).await;
+    let base = format!("http://{}", running.http_addr);
+    let p = producer(&broker.brokers);
+    let line = |i: i64| hourly_line("s", i);
+    let readyz = || {
+        let url = format!("{base}/readyz");
+        async move {
+            http()
+                .get(url)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    let erp_time = |m: &str| {
+        let mut times: Vec<f64> = m
+            .lines()
+            .filter(|l| {
+                l.starts_with("chainwatch_ingest_partition_event_time_seconds{")
+                    && l.contains("topic=\"stall.erp\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+            .filter(|t: &f64| t.is_finite())
+            .collect();
+        times.sort_by(f64::total_cmp);
+        times.pop()
+    };
+
+    produce_keyed(&p, "stall.logistics", &hourly_heartbeats(120)).await;
+    produce_keyed(&p, "stall.erp", &(0..12).map(line).collect::<Vec<_>>()).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let last_erp = ((T0 + 11 * HOUR_MS) / 1000) as f64;
+    while erp_time(&get_text(&base, "/metrics").await) != Some(last_erp) || readyz().await != 200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ERP's first 12 hours not read, or not ready: {:#}",
+            get_json(&base, "/api/status").await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    broker.freeze();
+    let frozen = tokio::time::Instant::now();
+    // ERP goes on while the broker is frozen: the events wait in the producer.
+    let pending = {
+        let p = p.clone();
+        tokio::spawn(async move {
+            produce_keyed(&p, "stall.erp", &(12..120).map(line).collect::<Vec<_>>()).await;
+        })
+    };
+    let deadline = frozen + std::time::Duration::from_secs(60);
+    loop {
+        let m = get_text(&base, "/metrics").await;
+        let errors = sample(&m, "chainwatch_ingest_lag_query_errors_total", &[]);
+        let age = m
+            .lines()
+            .filter(|l| l.starts_with("chainwatch_ingest_high_watermark_age_seconds{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .fold(0.0, f64::max);
+        if readyz().await == 503
+            && errors.is_some_and(|e| e > 0.0)
+            && age > 5.0
+            && frozen.elapsed() > idle + std::time::Duration::from_secs(4)
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stall does not show: ready {}, lag query errors {errors:?}, age {age}",
+            readyz().await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let status = get_json(&base, "/api/status").await;
+    assert_eq!(
+        status["records_dead_lettered"].as_u64(),
+        Some(0),
+        "{status:#}"
+    );
+
+    broker.thaw();
+    tokio::time::timeout(std::time::Duration::from_secs(60), pending)
+        .await
+        .expect("the events held in the producer are delivered")
+        .expect("producer task");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while readyz().await != 200 {
+        assert!(tokio::time::Instant::now() < deadline, "not ready again");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    all_applied_once_and_none_paused(&p, &base, "stall").await;
+    let m = get_text(&base, "/metrics").await;
+    assert_eq!(
+        sample(
+            &m,
+            "chainwatch_ingest_rejected_total",
+            &[("reason", "late_event")]
+        ),
+        Some(0.0)
+    );
+    running.shutdown().await;
+}
+
 /// Both topics of `prefix` go on to day 6 (closing every step); then all 120 lines are
 /// applied, none dead-lettered or applied twice, and no partition stays paused.
 async fn all_applied_once_and_none_paused(

@@ -77,6 +77,25 @@ impl Tansu {
         let _ = self.child.wait();
     }
 
+    /// Freeze the broker (SIGSTOP): its connections stay open, nothing is answered, as when a
+    /// broker stalls.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Let a frozen broker go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {sig} tansu");
+    }
+
     /// Start it again on the same port and storage.
     pub fn restart(&mut self) {
         let port: u16 = self

@@ -304,6 +304,14 @@ impl QueriedHighs {
             .map(|(_, at)| now.saturating_duration_since(*at))
     }
 
+    /// How long since the query last answered any partition (at first: since this was made).
+    pub fn since_last_answer(&self, now: Instant) -> Duration {
+        self.0
+            .lock()
+            .map(|m| now.saturating_duration_since(m.last))
+            .unwrap_or(Duration::MAX)
+    }
+
     /// Whether the broker answered the partition's high watermark within
     /// [`Self::CONFIRM_WITHIN`] of `now`. A partition never answered (just assigned) borrows
     /// the query's last answer for any partition: a rebalance does not hold everything back
@@ -646,6 +654,7 @@ mod tests {
         // An answer from before a later one does not take the time back.
         highs.note("t", 0, 6, t0);
         assert_eq!(highs.age("t", 0, t0 + 5 * w), Some(Duration::ZERO));
+        assert_eq!(highs.since_last_answer(t0 + 5 * w + s), s);
     }
 
     #[test]

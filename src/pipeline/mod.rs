@@ -579,7 +579,8 @@ pub async fn start_on(
 }
 
 /// Every second: whether the brokers can be reached (librdkafka's view of its connections),
-/// readiness, and the consumer lag per partition.
+/// readiness (connected, partitions assigned, and the lag query answered within
+/// [`READY_WITHIN`]), and the consumer lag per partition.
 ///
 /// Each partition's high watermark is asked on its own, so one slow answer fails that
 /// partition only; a partition not answered keeps its last lag figure, and
@@ -611,11 +612,14 @@ async fn monitor(
             );
         }
         answering = round.errors == 0;
-        shared
-            .ready
-            .store(connected && !round.assignment.is_empty(), Ordering::SeqCst);
         let highs = consumer.context().highs();
         let now = std::time::Instant::now();
+        // A broker that stalls with its connections up serves nothing either.
+        let answering_lately = highs.since_last_answer(now) <= READY_WITHIN;
+        shared.ready.store(
+            connected && !round.assignment.is_empty() && answering_lately,
+            Ordering::SeqCst,
+        );
         shared.metrics.high_watermark_age.reset();
         for (topic, partition) in &round.assignment {
             if let Some(age) = highs.age(topic, *partition, now) {
@@ -649,6 +653,11 @@ struct LagRound {
     /// Queries that failed or answered late.
     errors: u64,
 }
+
+/// Not ready once the lag query has had no answer for this long: the broker is stalled (its
+/// connections may well be up), and nothing is consumed. Several rounds of the query, so that
+/// a busy broker answering late now and then does not flap readiness.
+const READY_WITHIN: Duration = Duration::from_secs(10);
 
 /// Partitions asked at once: a stalled broker then costs one timeout per round, not one per
 /// partition.
