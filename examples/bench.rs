@@ -759,16 +759,25 @@ fn ms(v: f64) -> String {
 
 /// The rules with `PartCoverageGap` firing at once (its `for: 6h` would hold a probe 6 h of
 /// event time): the probe alert is that rule's.
+/// Copy a directory tree (the indicators, their `views/` included).
+fn copy_dir(src: &Path, dst: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dst)?;
+    for entry in std::fs::read_dir(src)? {
+        let p = entry?.path();
+        let Some(name) = p.file_name() else { continue };
+        if p.is_dir() {
+            copy_dir(&p, &dst.join(name))?;
+        } else {
+            std::fs::copy(&p, dst.join(name))?;
+        }
+    }
+    Ok(())
+}
+
 fn latency_rules(dir: &Path) -> std::io::Result<PathBuf> {
     let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules");
     let dst = dir.join("rules");
-    std::fs::create_dir_all(dst.join("indicators"))?;
-    for entry in std::fs::read_dir(src.join("indicators"))? {
-        let p = entry?.path();
-        if let Some(name) = p.file_name() {
-            std::fs::copy(&p, dst.join("indicators").join(name))?;
-        }
-    }
+    copy_dir(&src.join("indicators"), &dst.join("indicators"))?;
     for entry in std::fs::read_dir(&src)? {
         let p = entry?.path();
         if p.extension().is_some_and(|e| e == "yaml") {
@@ -797,7 +806,13 @@ async fn bench_latency(rate: usize, seconds: u64) -> Option<Latency> {
     // run starts such fetches whenever it resumes a partition (docs/benchmarks.md).
     let (_broker, brokers, dir, mut config) =
         broker_setup(CORRECT_STORAGE, Duration::from_secs(1)).await?;
-    config.evaluation.rules = latency_rules(dir.path()).ok()?;
+    config.evaluation.rules = match latency_rules(dir.path()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("latency: the rules could not be copied: {e}");
+            return None;
+        }
+    };
     config.allowed_lateness = Duration::ZERO;
     config.batch.linger = Duration::from_millis(20);
     let topics = config.kafka.topics.clone();
@@ -816,7 +831,13 @@ async fn bench_latency(rate: usize, seconds: u64) -> Option<Latency> {
         send(&producer, &topics.erp, (k % 2) as i32, line.as_bytes());
     }
     producer.flush(Duration::from_secs(30)).ok()?;
-    let running = pipeline::start(config).await.ok()?;
+    let running = match pipeline::start(config).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("latency: chainwatch did not start: {e}");
+            return None;
+        }
+    };
 
     let stop = Arc::new(AtomicBool::new(false));
     let sent_at: Arc<std::sync::Mutex<Vec<Option<Instant>>>> =
@@ -986,6 +1007,10 @@ async fn bench_latency(rate: usize, seconds: u64) -> Option<Latency> {
     let lat = latencies_ms(&sent, &seen_at);
     let seen = lat.iter().filter(|l| l.is_finite()).count();
     if seen == 0 {
+        eprintln!(
+            "latency: no probe alert was seen ({} probes sent)",
+            sent.iter().flatten().count()
+        );
         return None;
     }
     let broker = latencies_ms(&sent, &bare_seen);
@@ -1162,10 +1187,19 @@ async fn bench_soak(suppliers: usize, rate: usize, minutes: u64) -> Option<()> {
     stop.store(true, Ordering::Relaxed);
     let _ = feeder.join();
     let skipped: u64 = by_topic(&running.shared.metrics.skipped_offsets, &topics);
+    let late = running
+        .shared
+        .metrics
+        .rejected
+        .with_label_values(&["late_event"])
+        .get();
+    let lag_errors = running.shared.metrics.lag_query_errors.get();
     running.shutdown().await;
     COUNTING.store(false, Ordering::SeqCst);
     // Records the broker never delivered would make the figures above those of a smaller load.
     println!("  offsets skipped by the consumer: {skipped} (must be 0)");
+    // The simulator's events are on time: a late one means a partition turned idle too early.
+    println!("  events rejected as late: {late} (must be 0); lag queries failed: {lag_errors}");
     let pct = |from: u64, to: u64| (to as f64 / from.max(1) as f64 - 1.0) * 100.0;
     let third = rss.get(rss.len() / 3).copied().unwrap_or(0);
     let last = rss.last().copied().unwrap_or(0);

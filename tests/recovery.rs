@@ -429,21 +429,13 @@ async fn a_broker_outage_loses_nothing_and_shows_in_readiness() {
         .to_string()
         .into_bytes()
     };
-    let readyz = |base: String| async move {
-        http()
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .map(|r| r.status().as_u16())
-            .unwrap_or(0)
-    };
 
     let p = producer(&broker.brokers);
     let first: Vec<Vec<u8>> = (0..300).map(|i| line(i, T0 + i as i64 * 60_000)).collect();
     produce(&p, "outage.erp", &first).await;
     wait_status(&base, 60, |s| s["records_applied"].as_u64() >= Some(200)).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while readyz(base.clone()).await != 200 {
+    while readyz(&base).await != 200 {
         assert!(tokio::time::Instant::now() < deadline, "never ready");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -457,8 +449,7 @@ async fn a_broker_outage_loses_nothing_and_shows_in_readiness() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let m = get_text(&base, "/metrics").await;
-        if readyz(base.clone()).await == 503
-            && sample(&m, "chainwatch_ingest_connected", &[]) == Some(0.0)
+        if readyz(&base).await == 503 && sample(&m, "chainwatch_ingest_connected", &[]) == Some(0.0)
         {
             break;
         }
@@ -474,7 +465,7 @@ async fn a_broker_outage_loses_nothing_and_shows_in_readiness() {
 
     broker.restart();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    while readyz(base.clone()).await != 200 {
+    while readyz(&base).await != 200 {
         assert!(tokio::time::Instant::now() < deadline, "not ready again");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }

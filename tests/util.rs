@@ -260,6 +260,25 @@ pub fn sample(metrics: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f6
     })
 }
 
+/// `/readyz`'s status code (0 when the request fails).
+pub async fn readyz(base: &str) -> u16 {
+    http()
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+/// Events rejected as later than the allowed lateness, from a `/metrics` text.
+pub fn late_events(metrics: &str) -> Option<f64> {
+    sample(
+        metrics,
+        "chainwatch_ingest_rejected_total",
+        &[("reason", "late_event")],
+    )
+}
+
 /// A heartbeat event at `at_ms`: moves event time, changes no table.
 pub fn heartbeat(id: &str, at_ms: i64) -> Value {
     serde_json::json!({"event_id": id, "kind": "heartbeat", "event_time": iso(at_ms), "source": "test"})
