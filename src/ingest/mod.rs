@@ -186,8 +186,9 @@ impl Ingest {
                     // Idle partitions caught up: the watermark moves without new events. On
                     // every tick, a backlog too: an empty partition not yet seen caught up
                     // holds the watermark until this runs.
-                    let moved = self.refresh_assignment();
-                    self.align();
+                    let refreshed = self.refresh_assignment();
+                    self.align(refreshed.confirmed);
+                    let moved = refreshed.moved;
                     // Nothing pending: the cut is at everything consumed. Only when
                     // something changed since the last one (an idle service writes none).
                     let cut = self.checkpoint_due(false).and_then(|mut r| {
@@ -476,10 +477,10 @@ impl Ingest {
     }
 
     /// Tell the watermark which partitions are assigned and which are caught up (everything
-    /// up to the high watermark consumed). Returns true when the watermark moved.
-    fn refresh_assignment(&mut self) -> bool {
+    /// up to the high watermark consumed).
+    fn refresh_assignment(&mut self) -> Refreshed {
         let Ok(positions) = self.consumer.position() else {
-            return false;
+            return Refreshed::default();
         };
         let consumer = &self.consumer;
         let consumed = &self.consumed;
@@ -491,6 +492,7 @@ impl Ingest {
         let health = self.consumer.context().health();
         let queried = self.consumer.context().highs();
         let now = std::time::Instant::now();
+        let mut all_confirmed = true;
         let assigned: Vec<(Arc<str>, i32, bool)> = positions
             .elements()
             .iter()
@@ -511,8 +513,10 @@ impl Ingest {
                 // the events still waiting in Kafka. It is ahead anyway: it holds nothing back.
                 // And a broker that stalls with its connections up answers neither fetches
                 // nor queries: only what it confirmed lately counts (`QueriedHighs`).
+                let confirmed = queried.confirmed(e.topic(), e.partition(), now);
+                all_confirmed &= confirmed;
                 let caught_up = health.leader_up(e.topic(), e.partition())
-                    && queried.confirmed(e.topic(), e.partition(), now)
+                    && confirmed
                     && !paused.contains(&key)
                     && match (e.offset().to_raw(), high) {
                         (_, None) => false,
@@ -522,7 +526,10 @@ impl Ingest {
                 (key.0, key.1, caught_up)
             })
             .collect();
-        self.watermark.set_assignment(assigned, now)
+        Refreshed {
+            moved: self.watermark.set_assignment(assigned, now),
+            confirmed: all_confirmed,
+        }
     }
 
     /// Watermark alignment: pause the partitions whose event time ran more than `max_drift`
@@ -534,7 +541,10 @@ impl Ingest {
     /// the events that would move the watermark on, and so drain the buffer, still come in,
     /// and an empty partition holding the watermark until it is idle still turns idle. The
     /// buffer's size comes from the state stage's gauge, which it sets after every batch.
-    fn align(&mut self) {
+    ///
+    /// `confirmed`: whether the broker answered every assigned partition's high watermark
+    /// lately ([`Refreshed::confirmed`]).
+    fn align(&mut self, confirmed: bool) {
         let full = usize::try_from(self.metrics.buffered.get())
             .is_ok_and(|n| n >= self.max_buffered_events);
         let drift = if full {
@@ -546,13 +556,7 @@ impl Ingest {
         // would be read unaligned until they come. A broker that answers no lag query is as
         // good as unreachable: no partition can be told caught up.
         let now = std::time::Instant::now();
-        let context = self.consumer.context();
-        let reachable = context.health().connected() != Some(false)
-            && self
-                .watermark
-                .clocks(now)
-                .iter()
-                .all(|(t, p, _, _)| context.highs().confirmed(t, *p, now));
+        let reachable = confirmed && self.consumer.context().health().connected() != Some(false);
         let ahead = to_pause(&self.watermark, &self.paused, reachable, drift, now);
         let list = |set: &mut dyn Iterator<Item = &(Arc<str>, i32)>| {
             let mut tpl = TopicPartitionList::new();
@@ -866,6 +870,16 @@ fn cached_high_watermark<C: ConsumerContext + 'static>(
     };
     (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
         .then_some(high)
+}
+
+/// What [`Ingest::refresh_assignment`] found.
+#[derive(Debug, Default)]
+struct Refreshed {
+    /// The watermark moved.
+    moved: bool,
+    /// Every assigned partition's high watermark was answered lately (`QueriedHighs`); false
+    /// when the assignment could not be read.
+    confirmed: bool,
 }
 
 /// The partitions watermark alignment holds paused: while the brokers can be reached (a
