@@ -757,8 +757,6 @@ fn ms(v: f64) -> String {
     }
 }
 
-/// The rules with `PartCoverageGap` firing at once (its `for: 6h` would hold a probe 6 h of
-/// event time): the probe alert is that rule's.
 /// Copy a directory tree (the indicators, their `views/` included).
 fn copy_dir(src: &Path, dst: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dst)?;
@@ -774,6 +772,8 @@ fn copy_dir(src: &Path, dst: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The rules with `PartCoverageGap` firing at once (its `for: 6h` would hold a probe 6 h of
+/// event time): the probe alert is that rule's.
 fn latency_rules(dir: &Path) -> std::io::Result<PathBuf> {
     let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules");
     let dst = dir.join("rules");
