@@ -611,13 +611,34 @@ async fn a_topic_far_ahead_in_event_time_is_paused_until_the_others_catch_up() {
 /// What holds ERP back here is the outage rule as much as the confirmation rule: librdkafka
 /// closes the connection of a frozen broker once a lag query times out in flight
 /// (`socket.max.fails` = 1), so `chainwatch_ingest_connected` goes to 0 and no leader is up.
-/// The confirmation rule alone (`QueriedHighs::confirmed`, unit-tested) is what covers a
-/// broker that keeps its connection up while holding every request behind a long fetch, as
-/// tansu did in a soak; that case is not reproduced here.
+/// The next test keeps the connection up.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_broker_is_not_idleness() {
+    stalled_broker_is_not_idleness("stall", false).await;
+}
+
+/// The same stall with `socket.max.fails` = 0: librdkafka keeps the frozen broker's connection
+/// up however many requests time out, so `chainwatch_ingest_connected` stays 1 throughout
+/// (checked) and the outage rule never applies. Only the confirmation rule
+/// (`QueriedHighs::confirmed`: no high watermark answered for 3 s, the partition is not
+/// caught up) keeps ERP from turning idle; with it disabled this test fails with late events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_broker_with_its_connection_up_is_not_idleness() {
+    stalled_broker_is_not_idleness("stallup", true).await;
+}
+
+/// The stall tests' body; `keep_connection`: `socket.max.fails` = 0, and the connection must
+/// stay up through the stall.
+async fn stalled_broker_is_not_idleness(name: &str, keep_connection: bool) {
     let broker = Tansu::start();
-    let mut config = test_config(&broker.brokers, "stall");
+    let mut config = test_config(&broker.brokers, name);
+    if keep_connection {
+        config
+            .kafka
+            .options
+            .0
+            .insert("socket.max.fails".into(), "0".into());
+    }
     config.max_drift = std::time::Duration::from_secs(86_400);
     // Long enough that ERP cannot turn idle between its last event and the freeze below, even
     // on a loaded machine; the stall lasts longer.
@@ -632,7 +653,7 @@ async fn a_stalled_broker_is_not_idleness() {
             .lines()
             .filter(|l| {
                 l.starts_with("chainwatch_ingest_partition_event_time_seconds{")
-                    && l.contains("topic=\"stall.erp\"")
+                    && l.contains(&format!("topic=\"{name}.erp\""))
             })
             .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
             .filter(|t: &f64| t.is_finite())
@@ -641,8 +662,9 @@ async fn a_stalled_broker_is_not_idleness() {
         times.pop()
     };
 
-    produce_keyed(&p, "stall.logistics", &hourly_heartbeats(120)).await;
-    produce_keyed(&p, "stall.erp", &(0..12).map(line).collect::<Vec<_>>()).await;
+    let (erp, logistics) = (format!("{name}.erp"), format!("{name}.logistics"));
+    produce_keyed(&p, &logistics, &hourly_heartbeats(120)).await;
+    produce_keyed(&p, &erp, &(0..12).map(line).collect::<Vec<_>>()).await;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
     let last_erp = ((T0 + 11 * HOUR_MS) / 1000) as f64;
     while erp_time(&get_text(&base, "/metrics").await) != Some(last_erp)
@@ -660,14 +682,21 @@ async fn a_stalled_broker_is_not_idleness() {
     let frozen = tokio::time::Instant::now();
     // ERP goes on while the broker is frozen: the events wait in the producer.
     let pending = {
-        let p = p.clone();
+        let (p, erp) = (p.clone(), erp.clone());
         tokio::spawn(async move {
-            produce_keyed(&p, "stall.erp", &(12..120).map(line).collect::<Vec<_>>()).await;
+            produce_keyed(&p, &erp, &(12..120).map(line).collect::<Vec<_>>()).await;
         })
     };
     let deadline = frozen + std::time::Duration::from_secs(60);
     loop {
         let m = get_text(&base, "/metrics").await;
+        if keep_connection {
+            assert_eq!(
+                sample(&m, "chainwatch_ingest_connected", &[]),
+                Some(1.0),
+                "the connection was to stay up (socket.max.fails = 0)"
+            );
+        }
         let errors = sample(&m, "chainwatch_ingest_lag_query_errors_total", &[]);
         let age = m
             .lines()
@@ -705,7 +734,7 @@ async fn a_stalled_broker_is_not_idleness() {
         assert!(tokio::time::Instant::now() < deadline, "not ready again");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    all_applied_once_and_none_paused(&p, &base, "stall").await;
+    all_applied_once_and_none_paused(&p, &base, name).await;
     let m = get_text(&base, "/metrics").await;
     assert_eq!(late_events(&m), Some(0.0));
     running.shutdown().await;

@@ -83,6 +83,10 @@ pub const SELF_METRICS: &[(&str, &str)] = &[
         "Offsets a partition's next message jumped over, by topic: expected with compacted or transactional topics, otherwise messages the broker or client never delivered.",
     ),
     (
+        "chainwatch_ingest_reread_messages_total",
+        "Messages dropped because this process had read their offset already (or its restored checkpoint covers it): a consumer resumed before where it was, after a rebalance or restart. Their events are in the state already.",
+    ),
+    (
         "chainwatch_ingest_rejected_total",
         "Messages rejected (dead-lettered), by reason.",
     ),
@@ -274,6 +278,7 @@ pub struct Metrics {
     pub messages: IntCounterVec,
     pub bytes: IntCounterVec,
     pub skipped_offsets: IntCounterVec,
+    pub reread: IntCounterVec,
     pub rejected: IntCounterVec,
     pub dead_letters: IntCounter,
     pub dead_letter_errors: IntCounter,
@@ -362,6 +367,10 @@ impl Metrics {
             )),
             skipped_offsets: reg!(IntCounterVec::new(
                 opts("chainwatch_ingest_skipped_offsets_total"),
+                &["topic"]
+            )),
+            reread: reg!(IntCounterVec::new(
+                opts("chainwatch_ingest_reread_messages_total"),
                 &["topic"]
             )),
             rejected: reg!(IntCounterVec::new(
@@ -829,6 +838,7 @@ mod tests {
         m.messages.with_label_values(&["t"]).inc();
         m.bytes.with_label_values(&["t"]).inc();
         m.skipped_offsets.with_label_values(&["t"]).inc();
+        m.reread.with_label_values(&["t"]).inc();
         m.consumer_lag.with_label_values(&["t", "0"]).set(0);
         m.high_watermark_age.with_label_values(&["t", "0"]).set(0.0);
         m.partition_event_time

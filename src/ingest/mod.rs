@@ -150,8 +150,13 @@ impl Ingest {
         let mut feeds = self.feeds.borrow_and_update().clone();
         let mut tallies: BTreeMap<String, FeedTally> = BTreeMap::new();
         let mut feeds_open = true;
-        // Next offset expected per partition read: a jump over offsets is counted.
-        let mut next: Vec<(Arc<str>, i32, i64)> = Vec::new();
+        // Next offset expected per partition: a jump over offsets is counted, and a message
+        // below it was read before (or is in the restored checkpoint) and is dropped.
+        let mut next: Vec<(Arc<str>, i32, i64)> = self
+            .consumed
+            .iter()
+            .map(|((t, p), o)| (intern(&mut topics, t), *p, *o))
+            .collect();
         loop {
             tokio::select! {
                 biased;
@@ -217,7 +222,10 @@ impl Ingest {
                         self.metrics.bytes.with_label_values(&[&topic]).inc_by(bytes as u64);
                         let key = m.key().map(<[u8]>::to_vec);
                         let at = (topic.clone(), m.partition(), m.offset());
-                        count_skipped(&mut next, &at, &self.metrics);
+                        if !count_skipped(&mut next, &at, &self.metrics) {
+                            // Its events are in the state (or were dead-lettered) already.
+                            continue;
+                        }
                         match feeds.by_topic(&topic) {
                             Some(feed) => {
                                 let tally = tallies.entry(feed.name.clone()).or_insert_with(|| FeedTally {
@@ -792,15 +800,20 @@ fn count_skipped(
     next: &mut Vec<(Arc<str>, i32, i64)>,
     at: &(Arc<str>, i32, i64),
     metrics: &Metrics,
-) {
+) -> bool {
     let (topic, partition, offset) = at;
     match next
         .iter_mut()
         .find(|(t, p, _)| Arc::ptr_eq(t, topic) && p == partition)
     {
         Some((_, _, expected)) => {
-            // Only forward jumps: a partition handed back after a rebalance may resume at or
-            // before the offset this process last read of it.
+            if *offset < *expected {
+                // A partition handed back after a rebalance, or a restart, may resume before
+                // what this process has read: not a skip, and not news. Read again, its
+                // events would be judged late against the watermark they already moved.
+                metrics.reread.with_label_values(&[topic]).inc();
+                return false;
+            }
             if *offset > *expected {
                 metrics
                     .skipped_offsets
@@ -810,11 +823,13 @@ fn count_skipped(
             *expected = offset + 1;
         }
         None => {
-            // The series exists from the first message on (at 0), so it can be alerted on.
+            // The series exist from the first message on (at 0), so they can be alerted on.
             metrics.skipped_offsets.with_label_values(&[topic]);
+            metrics.reread.with_label_values(&[topic]);
             next.push((topic.clone(), *partition, offset + 1));
         }
     }
+    true
 }
 
 fn intern(topics: &mut Vec<Arc<str>>, t: &str) -> Arc<str> {
@@ -965,7 +980,7 @@ mod skipped_tests {
     use super::*;
 
     #[test]
-    fn offsets_jumped_over_are_counted_per_topic_and_rereads_are_not() {
+    fn offsets_jumped_over_are_counted_per_topic_and_rereads_dropped() {
         let metrics = Metrics::new();
         let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
         let mut next = Vec::new();
@@ -974,16 +989,20 @@ mod skipped_tests {
             (a.clone(), 0, 11),
             (a.clone(), 1, 0),
             (a.clone(), 0, 15), // 12, 13, 14 never delivered
-            (a.clone(), 0, 3),  // read again from an earlier offset: not a skip
+            (a.clone(), 0, 3),  // read again from an earlier offset: not a skip, dropped
             (a.clone(), 0, 4),
+            (a.clone(), 0, 16), // where it left off: new again
             (b.clone(), 0, 7),
             (b.clone(), 0, 9), // 8
         ] {
-            count_skipped(&mut next, &at, &metrics);
+            let fresh = count_skipped(&mut next, &at, &metrics);
+            assert_eq!(fresh, !(at.0 == a && [3, 4].contains(&at.2)), "{at:?}");
         }
         let skipped = |t: &str| metrics.skipped_offsets.with_label_values(&[t]).get();
         assert_eq!(skipped("a"), 3);
         assert_eq!(skipped("b"), 1);
+        assert_eq!(metrics.reread.with_label_values(&["a"]).get(), 2);
+        assert_eq!(metrics.reread.with_label_values(&["b"]).get(), 0);
         let c: Arc<str> = Arc::from("c");
         count_skipped(&mut next, &(c, 0, 5), &metrics);
         let text = metrics.render(&[]);
