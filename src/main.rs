@@ -14,6 +14,12 @@ use chainwatch::ingest::kafka;
 use chainwatch::pipeline;
 use chainwatch::sim::{SimConfig, Simulator};
 
+/// jemalloc returns freed memory to the system where glibc's malloc kept it resident
+/// (docs/benchmarks.md, "Fourteenth session").
+#[cfg(all(not(target_env = "msvc"), not(feature = "system-allocator")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "chainwatch",
