@@ -152,10 +152,10 @@ impl Ingest {
         let mut feeds_open = true;
         // Next offset expected per partition: a jump over offsets is counted, and a message
         // below it was read before (or is in the restored checkpoint) and is dropped.
-        let mut next: Vec<(Arc<str>, i32, i64)> = self
+        let mut next: Vec<Expected> = self
             .consumed
             .iter()
-            .map(|((t, p), o)| (intern(&mut topics, t), *p, *o))
+            .map(|((t, p), o)| (intern(&mut topics, t), *p, *o, false))
             .collect();
         loop {
             tokio::select! {
@@ -796,24 +796,31 @@ fn receive_feed(
 }
 
 /// Count the offsets a partition's message jumped over since the last one read of it.
-fn count_skipped(
-    next: &mut Vec<(Arc<str>, i32, i64)>,
-    at: &(Arc<str>, i32, i64),
-    metrics: &Metrics,
-) -> bool {
+fn count_skipped(next: &mut Vec<Expected>, at: &(Arc<str>, i32, i64), metrics: &Metrics) -> bool {
     let (topic, partition, offset) = at;
     match next
         .iter_mut()
-        .find(|(t, p, _)| Arc::ptr_eq(t, topic) && p == partition)
+        .find(|(t, p, _, _)| Arc::ptr_eq(t, topic) && p == partition)
     {
-        Some((_, _, expected)) => {
+        Some((_, _, expected, rewound)) => {
             if *offset < *expected {
                 // A partition handed back after a rebalance, or a restart, may resume before
                 // what this process has read: not a skip, and not news. Read again, its
                 // events would be judged late against the watermark they already moved.
+                if !*rewound {
+                    *rewound = true;
+                    tracing::warn!(
+                        topic = %topic,
+                        partition,
+                        offset,
+                        expected = *expected,
+                        "Partition resumed before what was read; dropping messages up to the expected offset (a topic deleted and created again under a checkpoint needs the checkpoint removed)."
+                    );
+                }
                 metrics.reread.with_label_values(&[topic]).inc();
                 return false;
             }
+            *rewound = false;
             if *offset > *expected {
                 metrics
                     .skipped_offsets
@@ -826,11 +833,15 @@ fn count_skipped(
             // The series exist from the first message on (at 0), so they can be alerted on.
             metrics.skipped_offsets.with_label_values(&[topic]);
             metrics.reread.with_label_values(&[topic]);
-            next.push((topic.clone(), *partition, offset + 1));
+            next.push((topic.clone(), *partition, offset + 1, false));
         }
     }
     true
 }
+
+/// Per partition read: the next offset expected, and whether messages below it are being
+/// dropped (logged once per rewind).
+type Expected = (Arc<str>, i32, i64, bool);
 
 fn intern(topics: &mut Vec<Arc<str>>, t: &str) -> Arc<str> {
     if let Some(x) = topics.iter().find(|x| &***x == t) {
