@@ -725,6 +725,13 @@ struct Latency {
     p99_ms: f64,
     max_ms: f64,
     lag_end: u64,
+    /// Evaluations run, and their mean duration (the evaluator's histogram).
+    evaluations: u64,
+    eval_mean_ms: f64,
+    /// The slowest probes: (seconds after the first probe, latency ms).
+    slowest: Vec<(f64, f64)>,
+    /// From the load's start until chainwatch had caught up with it (probes start then).
+    warm_up: Duration,
     /// Offsets the consumer jumped over: tansu's memory storage loses records on a fetch
     /// from inside a batch (see `CORRECT_STORAGE`); a run with any is not valid.
     skipped: u64,
@@ -804,6 +811,10 @@ fn latency_rules(dir: &Path) -> std::io::Result<PathBuf> {
     Ok(dst)
 }
 
+/// The latency run's evaluation step. A probe waits for its step to close, so the step is a
+/// floor under the latency (with 1 s the slowest probes were those just after a step began).
+const LATENCY_STEP: Duration = Duration::from_millis(250);
+
 /// Background events at `rate`/s with event time = now (ERP lines and receipts, WMS
 /// positions, logistics milestones), and every 100 ms a probe: a stock position of 0 for a part
 /// whose next inbound is 10 days out, which `PartCoverageGap` turns into a critical alert.
@@ -811,8 +822,7 @@ fn latency_rules(dir: &Path) -> std::io::Result<PathBuf> {
 async fn bench_latency(rate: usize, seconds: u64) -> Option<Latency> {
     // SQLite: tansu's memory storage loses records on a fetch from inside a batch, and this
     // run starts such fetches whenever it resumes a partition (docs/benchmarks.md).
-    let (_broker, brokers, dir, mut config) =
-        broker_setup(CORRECT_STORAGE, Duration::from_secs(1)).await?;
+    let (_broker, brokers, dir, mut config) = broker_setup(CORRECT_STORAGE, LATENCY_STEP).await?;
     config.evaluation.rules = match latency_rules(dir.path()) {
         Ok(r) => r,
         Err(e) => {
@@ -847,6 +857,9 @@ async fn bench_latency(rate: usize, seconds: u64) -> Option<Latency> {
     };
 
     let stop = Arc::new(AtomicBool::new(false));
+    // Probes start once chainwatch has caught up with the load (joined its group, read and
+    // evaluated its first seconds): the figure is for a sustained rate, not for the start.
+    let warm = Arc::new(AtomicBool::new(false));
     let sent_at: Arc<std::sync::Mutex<Vec<Option<Instant>>>> =
         Arc::new(std::sync::Mutex::new(vec![None; probes]));
     // The broker alone, side by side: a bare consumer of the probes' topic notes when each
@@ -896,10 +909,12 @@ async fn bench_latency(rate: usize, seconds: u64) -> Option<Latency> {
         let stop = stop.clone();
         let sent_at = sent_at.clone();
         let topics = topics.clone();
+        let warm = warm.clone();
         std::thread::spawn(move || {
             let start = Instant::now();
             let mut sent = 0usize;
             let mut next_probe = 0usize;
+            let mut probes_from: Option<Duration> = None;
             while !stop.load(Ordering::Relaxed) {
                 let elapsed = start.elapsed();
                 let due = (elapsed.as_secs_f64() * rate as f64) as usize;
@@ -942,11 +957,19 @@ async fn bench_latency(rate: usize, seconds: u64) -> Option<Latency> {
                             ),
                         ),
                     };
-                    send(&producer, topic, (i % 2) as i32, payload.as_bytes());
+                    // Both partitions of every topic take events: with `i % 2` each topic
+                    // fed one partition only (i % 4 picks the topic), and the empty ones held
+                    // the watermark until they counted as idle.
+                    send(&producer, topic, ((i / 4) % 2) as i32, payload.as_bytes());
                     sent += 1;
                 }
+                if probes_from.is_none() && warm.load(Ordering::Relaxed) {
+                    probes_from = Some(elapsed);
+                }
                 if next_probe < probes
-                    && elapsed >= Duration::from_millis(100 * next_probe as u64 + 2000)
+                    && probes_from.is_some_and(|from| {
+                        elapsed >= from + Duration::from_millis(100 * next_probe as u64)
+                    })
                 {
                     let k = next_probe;
                     let probe = format!(
@@ -965,6 +988,26 @@ async fn bench_latency(rate: usize, seconds: u64) -> Option<Latency> {
         })
     };
 
+    // Warm-up: until the evaluated watermark is within 2 s of the wall clock (the load's
+    // event time), at least 2 s after the load started; at most 60 s.
+    let load_started = Instant::now();
+    let warm_deadline = load_started + Duration::from_secs(60);
+    loop {
+        let evaluated = running
+            .shared
+            .state
+            .read()
+            .map(|s| s.evaluated_to)
+            .unwrap_or(0);
+        if (load_started.elapsed() >= Duration::from_secs(2) && evaluated >= now_ms() - 2_000)
+            || Instant::now() >= warm_deadline
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let warm_up = load_started.elapsed();
+    warm.store(true, Ordering::Relaxed);
     // Watch the published evaluation (what /metrics renders) for each probe's alert.
     let mut seen_at: Vec<Option<Instant>> = vec![None; probes];
     let deadline = Instant::now() + Duration::from_secs(seconds + 30);
@@ -1009,8 +1052,26 @@ async fn bench_latency(rate: usize, seconds: u64) -> Option<Latency> {
         .map(|p| p.iter().map(|s| s.lag.max(0)).sum::<i64>() as u64)
         .unwrap_or(0);
     let skipped = by_topic(&running.shared.metrics.skipped_offsets, &topics);
+    let evaluations = running.shared.metrics.eval_duration.get_sample_count();
+    let eval_mean_ms =
+        running.shared.metrics.eval_duration.get_sample_sum() * 1e3 / evaluations.max(1) as f64;
     running.shutdown().await;
     let sent = sent_at.lock().ok()?.clone();
+    // Probe k goes out k x 100 ms after the warm-up.
+    let mut slowest: Vec<(f64, f64)> = sent
+        .iter()
+        .zip(&seen_at)
+        .enumerate()
+        .map(|(k, (s, r))| {
+            let ms = match (s, r) {
+                (Some(s), Some(r)) => r.saturating_duration_since(*s).as_secs_f64() * 1e3,
+                _ => f64::INFINITY,
+            };
+            (k as f64 * 0.1, ms)
+        })
+        .collect();
+    slowest.sort_by(|a, b| b.1.total_cmp(&a.1));
+    slowest.truncate(5);
     let lat = latencies_ms(&sent, &seen_at);
     let seen = lat.iter().filter(|l| l.is_finite()).count();
     if seen == 0 {
@@ -1032,6 +1093,10 @@ async fn bench_latency(rate: usize, seconds: u64) -> Option<Latency> {
         p99_ms: pct(0.99),
         max_ms: lat[lat.len() - 1],
         lag_end,
+        evaluations,
+        eval_mean_ms,
+        slowest,
+        warm_up,
         skipped,
     })
 }
@@ -1478,7 +1543,8 @@ fn main() -> anyhow::Result<()> {
         let (rate, seconds) = if quick { (5_000, 10) } else { (10_000, 30) };
         let rate = latency_rate.unwrap_or(rate);
         println!(
-            "\nevent-to-alert latency through tansu at a sustained rate (SQLite storage, step 1 s, allowed lateness 0, batch linger 20 ms)"
+            "\nevent-to-alert latency through tansu at a sustained rate (SQLite storage, step {} ms, allowed lateness 0, batch linger 20 ms)",
+            LATENCY_STEP.as_millis()
         );
         match rt.block_on(bench_latency(rate, seconds)) {
             Some(l) if l.skipped > 0 => println!(
@@ -1501,6 +1567,18 @@ fn main() -> anyhow::Result<()> {
                     "  the broker alone (a bare consumer of the probes' topic, same run): p50 {}, p99 {}",
                     ms(l.broker_p50_ms),
                     ms(l.broker_p99_ms)
+                );
+                let slowest: Vec<String> = l
+                    .slowest
+                    .iter()
+                    .map(|(at, lat)| format!("{} at {at:.1} s", ms(*lat)))
+                    .collect();
+                println!(
+                    "  warm-up {:.1} s; {} evaluations, {:.0} ms each on average; slowest probes (time after the first): {}",
+                    l.warm_up.as_secs_f64(),
+                    l.evaluations,
+                    l.eval_mean_ms,
+                    slowest.join(", ")
                 );
             }
             None => {
