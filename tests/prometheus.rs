@@ -524,3 +524,45 @@ async fn dashboards_and_forwarding_rule_work_against_a_real_prometheus() {
     running.shutdown().await;
     live.abort();
 }
+
+/// The shipped Prometheus files pass promtool (config, rules and the rules' unit tests in
+/// docker/prometheus/tests), and the dashboards pass the Grafana JSON model check
+/// (dashboards/check_dashboards.py): `make check` runs the same, but only `make test` runs in
+/// CI.
+#[test]
+fn shipped_prometheus_rules_pass_their_unit_tests_and_dashboards_their_model_check() {
+    let promtool = require_program("promtool");
+    for args in [
+        vec!["check", "config", "docker/prometheus/prometheus.yml"],
+        vec!["check", "rules", "docker/prometheus/rules/chainwatch.yml"],
+        vec![
+            "test",
+            "rules",
+            "docker/prometheus/tests/chainwatch.test.yml",
+        ],
+    ] {
+        let out = std::process::Command::new(&promtool)
+            .args(&args)
+            .current_dir(repo_path("."))
+            .output()
+            .expect("run promtool");
+        assert!(
+            out.status.success(),
+            "promtool {}:\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = std::process::Command::new(require_program("python3"))
+        .arg("dashboards/check_dashboards.py")
+        .current_dir(repo_path("."))
+        .output()
+        .expect("run check_dashboards.py");
+    assert!(
+        out.status.success(),
+        "dashboards/check_dashboards.py:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
