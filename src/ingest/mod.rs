@@ -13,8 +13,11 @@
 //! first message). The tick comes before receive, so a backlog cannot starve it: it also
 //! detects idle partitions and pauses partitions too far ahead (watermark alignment).
 
+mod alignment;
 pub mod decode;
+mod feed;
 pub mod kafka;
+mod offsets;
 pub mod watermark;
 
 #[cfg(test)]
@@ -43,6 +46,8 @@ use crate::feeds::{Feed, FeedSet, MapReject};
 use crate::state::checkpoint::CheckpointRequest;
 use crate::state::FeedTally;
 use decode::{EventDecoder, Reject, RejectReason};
+use feed::receive_feed;
+use offsets::ReadPositions;
 use watermark::SavedWatermark;
 pub use watermark::Watermark;
 
@@ -144,19 +149,14 @@ impl Ingest {
         let decoder = EventDecoder::new(self.batch.max_message_bytes);
         let mut pending: Vec<Pending> = Vec::with_capacity(self.batch.max_rows);
         let mut buf: Vec<u8> = Vec::new();
-        let mut topics: Vec<Arc<str>> = Vec::new();
         let mut ticker = tokio::time::interval(self.batch.linger.max(Duration::from_millis(1)));
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut feeds = self.feeds.borrow_and_update().clone();
         let mut tallies: BTreeMap<String, FeedTally> = BTreeMap::new();
         let mut feeds_open = true;
-        // Next offset expected per partition: a jump over offsets is counted, and a message
-        // below it was read before (or is in the restored checkpoint) and is dropped.
-        let mut next: Vec<Expected> = self
-            .consumed
-            .iter()
-            .map(|((t, p), o)| (intern(&mut topics, t), *p, *o, false))
-            .collect();
+        // A jump over offsets is counted; a message read before (or in the restored
+        // checkpoint) is dropped.
+        let mut read = ReadPositions::resume_from(&self.consumed);
         loop {
             tokio::select! {
                 biased;
@@ -216,13 +216,13 @@ impl Ingest {
                 }
                 msg = self.consumer.recv() => match msg {
                     Ok(m) => {
-                        let topic = intern(&mut topics, m.topic());
+                        let topic = read.topic(m.topic());
                         let bytes = m.payload().map_or(0, <[u8]>::len);
                         self.metrics.messages.with_label_values(&[&topic]).inc();
                         self.metrics.bytes.with_label_values(&[&topic]).inc_by(bytes as u64);
                         let key = m.key().map(<[u8]>::to_vec);
                         let at = (topic.clone(), m.partition(), m.offset());
-                        if !count_skipped(&mut next, &at, &self.metrics) {
+                        if !read.is_new(&at, &self.metrics) {
                             // Its events are in the state (or were dead-lettered) already.
                             continue;
                         }
@@ -484,119 +484,6 @@ impl Ingest {
             .filter(|b| b.num_rows() > 0)
     }
 
-    /// Tell the watermark which partitions are assigned and which are caught up (everything
-    /// up to the high watermark consumed).
-    fn refresh_assignment(&mut self) -> Refreshed {
-        let Ok(positions) = self.consumer.position() else {
-            return Refreshed::default();
-        };
-        let consumer = &self.consumer;
-        let consumed = &self.consumed;
-        let paused = &self.paused;
-        // While a partition's leader cannot be reached, its cached high watermark is stale: a
-        // partition whose new events were never fetched would look caught up, turn idle, and
-        // the watermark would pass those events, to be dead-lettered as late once the broker
-        // is back. An outage is not idleness.
-        let health = self.consumer.context().health();
-        let queried = self.consumer.context().highs();
-        let now = std::time::Instant::now();
-        let mut all_confirmed = true;
-        let assigned: Vec<(Arc<str>, i32, bool)> = positions
-            .elements()
-            .iter()
-            .map(|e| {
-                // The fetched and the queried high watermark, whichever is further (see
-                // `QueriedHighs`; None < Some).
-                let high = cached_high_watermark(consumer, e.topic(), e.partition())
-                    .max(queried.get(e.topic(), e.partition()));
-                // Right after a rebalance the position is unknown until a fetch returns, and
-                // a partition with nothing new never returns one: what this consumer read of
-                // it before tells whether it is caught up.
-                let read = consumed
-                    .get(&(e.topic().to_string(), e.partition()))
-                    .copied();
-                let key = (Arc::from(e.topic()), e.partition());
-                // A paused partition is fetched no more, so its cached high watermark goes
-                // stale and it would look caught up, then idle, and the watermark would pass
-                // the events still waiting in Kafka. It is ahead anyway: it holds nothing back.
-                // And a broker that stalls with its connections up answers neither fetches
-                // nor queries: only what it confirmed lately counts (`QueriedHighs`).
-                let confirmed = queried.confirmed(e.topic(), e.partition(), now);
-                all_confirmed &= confirmed;
-                let caught_up = health.leader_up(e.topic(), e.partition())
-                    && confirmed
-                    && !paused.contains(&key)
-                    && match (e.offset().to_raw(), high) {
-                        (_, None) => false,
-                        (Some(pos), Some(high)) if pos >= 0 => pos >= high,
-                        (_, Some(high)) => high == 0 || read.is_some_and(|next| next >= high),
-                    };
-                (key.0, key.1, caught_up)
-            })
-            .collect();
-        Refreshed {
-            moved: self.watermark.set_assignment(assigned, now),
-            confirmed: all_confirmed,
-        }
-    }
-
-    /// Watermark alignment: pause the partitions whose event time ran more than `max_drift`
-    /// ahead of the slowest one, resume those back within it. Without it, a replay that reads
-    /// one topic faster than another fills the event buffer with the fast topic's events
-    /// (seen in the soak: 2.7 M events buffered in 3 minutes); paused, they wait in Kafka.
-    ///
-    /// A full event buffer pauses every partition ahead of the slowest at all (a drift of 0):
-    /// the events that would move the watermark on, and so drain the buffer, still come in,
-    /// and an empty partition holding the watermark until it is idle still turns idle. The
-    /// buffer's size comes from the state stage's gauge, which it sets after every batch.
-    ///
-    /// `confirmed`: whether the broker answered every assigned partition's high watermark
-    /// lately ([`Refreshed::confirmed`]).
-    fn align(&mut self, confirmed: bool) {
-        let full = usize::try_from(self.metrics.buffered.get())
-            .is_ok_and(|n| n >= self.max_buffered_events);
-        let drift = if full {
-            0
-        } else {
-            i64::try_from(self.max_drift.as_millis()).unwrap_or(i64::MAX)
-        };
-        // Not known yet (no statistics in the first second): as if connected, or a backlog
-        // would be read unaligned until they come. A broker that answers no lag query is as
-        // good as unreachable: no partition can be told caught up.
-        let now = std::time::Instant::now();
-        let reachable = confirmed && self.consumer.context().health().connected() != Some(false);
-        let ahead = to_pause(&self.watermark, &self.paused, reachable, drift, now);
-        let list = |set: &mut dyn Iterator<Item = &(Arc<str>, i32)>| {
-            let mut tpl = TopicPartitionList::new();
-            for (t, p) in set {
-                tpl.add_partition(t, *p);
-            }
-            tpl
-        };
-        let resume = list(&mut self.paused.difference(&ahead));
-        // Pause again every tick: pausing only the changes let a partition read on while
-        // counted paused (the backlog test failed that way). Why is not known; a pause racing
-        // the assignment (librdkafka #2190 is of that kind) is the suspect.
-        let pause = list(&mut ahead.iter());
-        if pause.count() > 0 {
-            if let Err(e) = self.consumer.pause(&pause) {
-                tracing::debug!(error = %e, "Could not pause partitions ahead in event time.");
-            }
-        }
-        if resume.count() > 0 {
-            if let Err(e) = self.consumer.resume(&resume) {
-                tracing::debug!(error = %e, "Could not resume partitions.");
-            }
-        }
-        if ahead != self.paused {
-            tracing::debug!(paused = ahead.len(), "Watermark alignment changed.");
-        }
-        self.metrics
-            .paused_partitions
-            .set(i64::try_from(ahead.len()).unwrap_or(i64::MAX));
-        self.paused = ahead;
-    }
-
     /// Per-partition clocks as metrics. On the linger tick, not per batch: it rebuilds the
     /// label sets.
     fn publish_clocks(&self) {
@@ -735,123 +622,6 @@ impl Ingest {
     }
 }
 
-/// Map one message of a supplier feed: each record becomes its canonical events, a reject
-/// for the dead-letter topic, or (no mapping applies) a skip.
-#[allow(clippy::too_many_arguments)]
-fn receive_feed(
-    feed: &Arc<Feed>,
-    payload: Option<&[u8]>,
-    (topic, partition, offset): (Arc<str>, i32, i64),
-    key: Option<Vec<u8>>,
-    tally: &mut FeedTally,
-    metrics: &Metrics,
-    pending: &mut Vec<Pending>,
-    buf: &mut Vec<u8>,
-) {
-    let records = payload.map(|p| feed.map_message(p)).unwrap_or_default();
-    let mut push = |bytes: Option<&[u8]>, item: Item, row: usize, line: Option<u64>| {
-        let payload = bytes.map(|b| {
-            let start = buf.len();
-            buf.extend_from_slice(b);
-            start..buf.len()
-        });
-        pending.push(Pending {
-            topic: topic.clone(),
-            partition,
-            offset,
-            key: key.clone(),
-            payload,
-            item,
-            feed: Some(FromFeed {
-                feed: feed.clone(),
-                row,
-                line,
-            }),
-        });
-    };
-    if records.is_empty() {
-        push(None, Item::Skip, 0, None);
-        return;
-    }
-    let name = [feed.name.as_str()];
-    for r in records {
-        if r.row > 0 {
-            tally.records += 1;
-            metrics.feed_records.with_label_values(&name).inc();
-        }
-        match r.result {
-            Ok(events) if events.is_empty() => push(None, Item::Skip, r.row, r.line),
-            Ok(events) => {
-                metrics
-                    .feed_events
-                    .with_label_values(&name)
-                    .inc_by(events.len() as u64);
-                for e in &events {
-                    push(Some(e), Item::Event, r.row, r.line);
-                }
-            }
-            Err(reject) => push(Some(&r.raw), Item::Rejected(reject), r.row, r.line),
-        }
-    }
-}
-
-/// Count the offsets a partition's message jumped over since the last one read of it.
-fn count_skipped(next: &mut Vec<Expected>, at: &(Arc<str>, i32, i64), metrics: &Metrics) -> bool {
-    let (topic, partition, offset) = at;
-    match next
-        .iter_mut()
-        .find(|(t, p, _, _)| Arc::ptr_eq(t, topic) && p == partition)
-    {
-        Some((_, _, expected, rewound)) => {
-            if *offset < *expected {
-                // A partition handed back after a rebalance, or a restart, may resume before
-                // what this process has read: not a skip, and not news. Read again, its
-                // events would be judged late against the watermark they already moved.
-                if !*rewound {
-                    *rewound = true;
-                    tracing::warn!(
-                        topic = %topic,
-                        partition,
-                        offset,
-                        expected = *expected,
-                        "Partition resumed before what was read; dropping messages up to the expected offset (a topic deleted and created again under a checkpoint needs the checkpoint removed)."
-                    );
-                }
-                metrics.reread.with_label_values(&[topic]).inc();
-                return false;
-            }
-            *rewound = false;
-            if *offset > *expected {
-                metrics
-                    .skipped_offsets
-                    .with_label_values(&[topic])
-                    .inc_by((*offset - *expected) as u64);
-            }
-            *expected = offset + 1;
-        }
-        None => {
-            // The series exist from the first message on (at 0), so they can be alerted on.
-            metrics.skipped_offsets.with_label_values(&[topic]);
-            metrics.reread.with_label_values(&[topic]);
-            next.push((topic.clone(), *partition, offset + 1, false));
-        }
-    }
-    true
-}
-
-/// Per partition read: the next offset expected, and whether messages below it are being
-/// dropped (logged once per rewind).
-type Expected = (Arc<str>, i32, i64, bool);
-
-fn intern(topics: &mut Vec<Arc<str>>, t: &str) -> Arc<str> {
-    if let Some(x) = topics.iter().find(|x| &***x == t) {
-        return x.clone();
-    }
-    let a: Arc<str> = Arc::from(t);
-    topics.push(a.clone());
-    a
-}
-
 fn fmt_ms(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
@@ -872,154 +642,5 @@ pub fn store_offsets<C: ConsumerContext + 'static>(
     if let Err(e) = consumer.store_offsets(&tpl) {
         // After a rebalance the partition may belong to another member: it will re-read.
         tracing::debug!(error = %e, "Could not store offsets.");
-    }
-}
-
-/// The high watermark librdkafka cached from its last fetch response (no network call).
-fn cached_high_watermark<C: ConsumerContext + 'static>(
-    consumer: &StreamConsumer<C>,
-    topic: &str,
-    partition: i32,
-) -> Option<i64> {
-    let topic = std::ffi::CString::new(topic).ok()?;
-    let (mut low, mut high) = (-1i64, -1i64);
-    // SAFETY: the client pointer is valid for the consumer's lifetime; the function only reads
-    // librdkafka's cached offsets into the two out-parameters.
-    let err = unsafe {
-        rdkafka::bindings::rd_kafka_get_watermark_offsets(
-            consumer.client().native_ptr(),
-            topic.as_ptr(),
-            partition,
-            &mut low,
-            &mut high,
-        )
-    };
-    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
-        .then_some(high)
-}
-
-/// What [`Ingest::refresh_assignment`] found.
-#[derive(Debug, Default)]
-struct Refreshed {
-    /// The watermark moved.
-    moved: bool,
-    /// Every assigned partition's high watermark was answered lately (`QueriedHighs`); false
-    /// when the assignment could not be read.
-    confirmed: bool,
-}
-
-/// The partitions watermark alignment holds paused: while the brokers can be reached (a
-/// connection up and every assigned partition's high watermark answered lately), those ahead
-/// of the slowest in event time ([`Watermark::ahead`]); while they cannot, the set as it was.
-///
-/// Without the brokers no partition can be told caught up, so every empty partition looks as
-/// if it waited for its first events, and every partition with events, the slowest too, would
-/// be paused, then resumed once they were back. Each pause throws away what librdkafka had
-/// fetched for the partition: when a lag query answered late every few seconds was taken for
-/// an outage, the slowest partition was paused and resumed faster than its fetches returned
-/// and nothing was read any more (the soak stalled so, `connected` flapping between 0 and 1).
-fn to_pause(
-    watermark: &Watermark,
-    paused: &std::collections::BTreeSet<(Arc<str>, i32)>,
-    reachable: bool,
-    drift_ms: i64,
-    now: std::time::Instant,
-) -> std::collections::BTreeSet<(Arc<str>, i32)> {
-    if !reachable {
-        return paused.clone();
-    }
-    watermark.ahead(drift_ms, now).into_iter().collect()
-}
-
-#[cfg(test)]
-mod alignment_tests {
-    use super::*;
-
-    /// erp 0 is the slowest, wms 0 a day ahead of it, and feeds 0 empty.
-    fn clocks(feeds_caught_up: bool, now: std::time::Instant) -> Watermark {
-        let mut w = Watermark::new(Duration::ZERO, Duration::from_secs(5));
-        let (erp, wms, feeds): (Arc<str>, Arc<str>, Arc<str>) =
-            (Arc::from("erp"), Arc::from("wms"), Arc::from("feeds"));
-        w.set_assignment(
-            [
-                (erp.clone(), 0, false),
-                (wms.clone(), 0, false),
-                (feeds, 0, feeds_caught_up),
-            ],
-            now,
-        );
-        w.observe(&erp, 0, 1_000, now);
-        w.observe(&wms, 0, 1_000 + 86_400_000, now);
-        w
-    }
-
-    fn set(items: &[(&str, i32)]) -> std::collections::BTreeSet<(Arc<str>, i32)> {
-        items.iter().map(|(t, p)| (Arc::from(*t), *p)).collect()
-    }
-
-    #[test]
-    fn while_the_brokers_answer_the_partitions_ahead_are_paused() {
-        let now = std::time::Instant::now();
-        let drift = 3_600_000;
-        let w = clocks(true, now);
-        assert_eq!(
-            to_pause(&w, &set(&[]), true, drift, now),
-            set(&[("wms", 0)])
-        );
-        // An empty partition with events to read: everything with events waits for it.
-        let w = clocks(false, now);
-        assert_eq!(
-            to_pause(&w, &set(&[]), true, drift, now),
-            set(&[("erp", 0), ("wms", 0)])
-        );
-    }
-
-    /// Without an answer the ingest stage takes no partition as caught up (the empty one
-    /// looks as if it waited); the pause set stays as it was: the slowest partition reads on.
-    #[test]
-    fn while_they_do_not_the_pause_set_stays_as_it_was() {
-        let now = std::time::Instant::now();
-        let w = clocks(false, now);
-        let before = set(&[("wms", 0)]);
-        assert_eq!(to_pause(&w, &before, false, 3_600_000, now), before);
-        assert_eq!(to_pause(&w, &set(&[]), false, 0, now), set(&[]));
-    }
-}
-
-#[cfg(test)]
-mod skipped_tests {
-    use super::*;
-
-    #[test]
-    fn offsets_jumped_over_are_counted_per_topic_and_rereads_dropped() {
-        let metrics = Metrics::new();
-        let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
-        let mut next = Vec::new();
-        for at in [
-            (a.clone(), 0, 10), // first read of a/0: nothing to compare with
-            (a.clone(), 0, 11),
-            (a.clone(), 1, 0),
-            (a.clone(), 0, 15), // 12, 13, 14 never delivered
-            (a.clone(), 0, 3),  // read again from an earlier offset: not a skip, dropped
-            (a.clone(), 0, 4),
-            (a.clone(), 0, 16), // where it left off: new again
-            (b.clone(), 0, 7),
-            (b.clone(), 0, 9), // 8
-        ] {
-            let fresh = count_skipped(&mut next, &at, &metrics);
-            assert_eq!(fresh, !(at.0 == a && [3, 4].contains(&at.2)), "{at:?}");
-        }
-        let skipped = |t: &str| metrics.skipped_offsets.with_label_values(&[t]).get();
-        assert_eq!(skipped("a"), 3);
-        assert_eq!(skipped("b"), 1);
-        assert_eq!(metrics.reread.with_label_values(&["a"]).get(), 2);
-        assert_eq!(metrics.reread.with_label_values(&["b"]).get(), 0);
-        let c: Arc<str> = Arc::from("c");
-        count_skipped(&mut next, &(c, 0, 5), &metrics);
-        let text = metrics.render(&[]);
-        assert!(
-            text.contains("chainwatch_ingest_skipped_offsets_total{topic=\"c\"} 0"),
-            "{text}"
-        );
     }
 }
