@@ -106,10 +106,13 @@ pub struct Decoded {
 pub const MAX_DEPTH: usize = 32;
 
 /// Is the JSON in `bytes` nested deeper than [`MAX_DEPTH`]? Brackets inside strings do not
-/// count. A cheap count of opening brackets first: nearly every payload stops there.
+/// count. A cheap count of opening brackets first: nearly every payload stops there. memchr
+/// skips the bytes between brackets; a byte-by-byte count was a tenth of the decode time.
 fn too_deep(bytes: &[u8]) -> bool {
-    let opening = bytes.iter().filter(|b| matches!(b, b'[' | b'{')).count();
-    if opening <= MAX_DEPTH {
+    if memchr::memchr2_iter(b'[', b'{', bytes)
+        .nth(MAX_DEPTH)
+        .is_none()
+    {
         return false;
     }
     let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
@@ -620,6 +623,19 @@ mod tests {
         assert_eq!(r[0].reason, RejectReason::MissingField);
         assert_eq!(r[1].reason, RejectReason::InvalidValue);
         assert!(d.batch.is_none());
+    }
+
+    #[test]
+    fn nesting_is_measured_outside_strings_up_to_the_limit() {
+        let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        assert!(!too_deep(nested(MAX_DEPTH).as_bytes()));
+        assert!(too_deep(nested(MAX_DEPTH + 1).as_bytes()));
+        // Many brackets, little depth: the quick count passes them on to the exact scan.
+        let wide = format!("[{}]", vec!["{}"; 3 * MAX_DEPTH].join(","));
+        assert!(!too_deep(wide.as_bytes()));
+        let in_text = format!(r#"{{"a":"{}\"{}"}}"#, "[".repeat(40), "{".repeat(40));
+        assert!(!too_deep(in_text.as_bytes()));
+        assert!(!too_deep(GOOD.as_bytes()));
     }
 
     #[test]
