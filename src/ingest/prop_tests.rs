@@ -1,5 +1,6 @@
-//! Property tests of the decoder: whatever bytes a micro-batch holds, decoding never panics
-//! and every message ends up exactly once, either as a row or as a reject with a reason.
+//! Property tests of the decoder: whatever bytes a micro-batch holds, decoding never panics,
+//! every message ends up exactly once, either as a row or as a reject with a reason, and the
+//! fast path changes nothing: the outcome equals arrow-json's alone.
 
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -30,6 +31,24 @@ pub(crate) fn accounted(payloads: &[Option<Vec<u8>>]) -> Result<usize, TestCaseE
         prop_assert!(!r.detail.is_empty());
     }
     Ok(rows)
+}
+
+/// The decoder with its fast path and arrow-json alone give the same rows and rejects.
+fn agrees(payloads: &[Option<Vec<u8>>]) -> Result<(), TestCaseError> {
+    let slices: Vec<Option<&[u8]>> = payloads.iter().map(|p| p.as_deref()).collect();
+    let decoder = EventDecoder::new(4096);
+    let (fast, reference) = (
+        decoder.decode(&slices),
+        decoder.decode_with_arrow_json(&slices),
+    );
+    prop_assert_eq!(&fast.rows, &reference.rows);
+    prop_assert_eq!(&fast.batch, &reference.batch);
+    let sorted = |mut r: Vec<crate::ingest::decode::Reject>| {
+        r.sort_by_key(|r| r.index);
+        r
+    };
+    prop_assert_eq!(sorted(fast.rejects), sorted(reference.rejects));
+    Ok(())
 }
 
 /// Any JSON value, nested a few levels.
@@ -64,6 +83,7 @@ proptest! {
             proptest::option::of(proptest::collection::vec(any::<u8>(), 0..600)), 0..12)
     ) {
         accounted(&payloads)?;
+        agrees(&payloads)?;
     }
 
     /// A valid event with fields replaced by values of any type, removed, or added (known
@@ -88,9 +108,59 @@ proptest! {
             payloads.push(Some(VALID.as_bytes().to_vec()));
         }
         let rows = accounted(&payloads)?;
+        agrees(&payloads)?;
         if valid_too {
             prop_assert!(rows >= 1, "a bad neighbour does not take the valid event down");
         }
+    }
+
+    /// Valid events written the ways JSON allows and producers do: whitespace, escapes, keys
+    /// in any order, numbers as strings, integers as floats, timestamps with offsets or as
+    /// numbers, duplicate keys; mixed in one micro-batch with valid events.
+    #[test]
+    fn every_way_of_writing_an_event_decodes_as_arrow_json_does(
+        edits in proptest::collection::vec((0usize..12, any::<u8>()), 0..6),
+        valid_before in any::<bool>(),
+    ) {
+        let mut text = VALID.to_string();
+        for (edit, n) in edits {
+            let n = usize::from(n);
+            text = match edit {
+                0 => text.replacen(',', ", \n", 1 + n % 3),
+                1 => text.replace("\"e1\"", "\"e\\u0031\""),
+                2 => text.replace("\"line\":1", &format!("\"line\":\"{}\"", n)),
+                3 => text.replace("\"quantity\":500", &format!("\"quantity\":{n}.{n}e{}", n % 5)),
+                4 => text.replace("08:15:00Z", &format!("08:15:00+0{}:00", n % 10)),
+                5 => text.replace("\"2026-03-02T08:15:00Z\"", &format!("{}", 1_772_439_300_000i64 + n as i64)),
+                6 => text.replace("\"source\":\"erp\"", "\"source\":\"erp\",\"source\":\"other\""),
+                7 => text.replace("\"unit_price\":12.5", &format!("\"unit_price\":\"{n}.5\"")),
+                8 => text.replace("\"line\":1", "\"line\":1.0"),
+                9 => text.replace("2026-03-30", &format!("2026-03-{:02}", n % 40)),
+                10 => text.replacen('{', &format!("{{\"x{n}\":[{{\"y\":null}}],"), 1),
+                _ => text.replace("\"S1\"", &format!("\"S{}\\\"\"", n)),
+            };
+        }
+        let mut payloads = vec![Some(text.into_bytes())];
+        if valid_before {
+            payloads.insert(0, Some(VALID.replace("\"e1\"", "\"e0\"").into_bytes()));
+        }
+        accounted(&payloads)?;
+        agrees(&payloads)?;
+    }
+
+    /// Numbers: serde_json's and arrow-json's float parsers must agree to the bit.
+    #[test]
+    fn every_number_decodes_to_the_same_float(
+        f in any::<f64>(),
+        digits in proptest::collection::vec(0u8..10, 1..25),
+        exp in -330i32..330,
+    ) {
+        let long: String = digits.iter().map(|d| char::from(b'0' + d)).collect();
+        let payloads: Vec<Option<Vec<u8>>> = [format!("{f:e}"), format!("{f}"), format!("0.{long}e{exp}"), format!("-{long}"), "-0".into(), long]
+            .iter()
+            .map(|n| Some(VALID.replace("\"quantity\":500", &format!("\"quantity\":{n}")).into_bytes()))
+            .collect();
+        agrees(&payloads)?;
     }
 }
 

@@ -10,12 +10,18 @@
 //! tokenizer is rejected and the decoder is rebuilt from the good payloads of the batch so far.
 //! Type errors only show at flush: then the segment is decoded message by message to find the
 //! culprits. Bad input is therefore paid for only by batches that contain it.
+//!
+//! Before arrow-json, a faster path ([`typed`]) takes the payloads that are plain event
+//! objects (all the simulator writes): serde_json into borrowed fields, then Arrow builders.
+//! What it declines goes to arrow-json as above, so every payload's outcome is arrow-json's.
+
+mod typed;
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
-use arrow::compute::{concat_batches, filter_record_batch};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, UInt32Array};
+use arrow::compute::{concat_batches, filter_record_batch, take_record_batch};
 use arrow::datatypes::{Date32Type, Float64Type, SchemaRef, TimestampMillisecondType};
 use arrow::error::ArrowError;
 use arrow::json::reader::{Decoder, ReaderBuilder};
@@ -172,12 +178,21 @@ impl EventDecoder {
 
     /// Decode and validate one micro-batch of payloads (`None` = a message without payload).
     pub fn decode(&self, payloads: &[Option<&[u8]>]) -> Decoded {
-        let mut rejects = Vec::new();
-        let mut batches = Vec::new();
-        let mut rows = Vec::new();
-        let mut decoder = self.decoder(payloads.len());
-        let mut segment: Vec<usize> = Vec::new();
+        self.decode_with(payloads, true)
+    }
 
+    /// [`decode`](Self::decode) with arrow-json alone, no fast path: the reference the fast
+    /// path is tested and benchmarked against.
+    pub fn decode_with_arrow_json(&self, payloads: &[Option<&[u8]>]) -> Decoded {
+        self.decode_with(payloads, false)
+    }
+
+    fn decode_with(&self, payloads: &[Option<&[u8]>], fast: bool) -> Decoded {
+        let mut rejects = Vec::new();
+        let mut columns = typed::Columns::with_capacity(if fast { payloads.len() } else { 0 });
+        let mut rows = Vec::with_capacity(payloads.len());
+        // Messages for arrow-json: those the fast path declines (or all, without it).
+        let mut slow: Vec<usize> = Vec::new();
         for (i, payload) in payloads.iter().enumerate() {
             let Some(bytes) = payload else {
                 rejects.push(reject(
@@ -197,10 +212,63 @@ impl EventDecoder {
                 rejects.push(reject(i, RejectReason::InvalidJson, detail));
                 continue;
             }
+            if fast && columns.push(bytes) {
+                rows.push(i);
+            } else {
+                slow.push(i);
+            }
+        }
+        let mut batches = Vec::new();
+        if columns.len() > 0 {
+            match columns.finish(&self.schema) {
+                Ok(b) => batches.push(b),
+                Err(e) => {
+                    // The builders follow the schema; this would be a bug, not bad input.
+                    tracing::error!(error = %e, "Could not build the fast path's batch.");
+                    slow.append(&mut rows);
+                    slow.sort_unstable();
+                }
+            }
+        }
+        if !slow.is_empty() {
+            let (batch, slow_rows) = self.decode_arrow_json(payloads, &slow, &mut rejects);
+            batches.extend(batch);
+            rows.extend(slow_rows);
+        }
+
+        let batch = match batches.len() {
+            0 => None,
+            1 => batches.pop(),
+            _ => in_message_order(&self.schema, &batches, &mut rows),
+        };
+        let Some(batch) = batch else {
+            return Decoded {
+                batch: None,
+                rows: Vec::new(),
+                rejects,
+            };
+        };
+        validate(batch, rows, rejects)
+    }
+
+    /// Decode the messages `indexes` of `payloads` with arrow-json: their batch and, for each
+    /// of its rows, the index of its message; rejects are added to `rejects`.
+    fn decode_arrow_json(
+        &self,
+        payloads: &[Option<&[u8]>],
+        indexes: &[usize],
+        rejects: &mut Vec<Reject>,
+    ) -> (Option<RecordBatch>, Vec<usize>) {
+        let mut batches = Vec::new();
+        let mut rows = Vec::new();
+        let mut decoder = self.decoder(indexes.len());
+        let mut segment: Vec<usize> = Vec::new();
+        for &i in indexes {
+            let bytes = payloads[i].unwrap_or_default();
             if let Err(detail) = feed_one(&mut decoder, bytes) {
                 rejects.push(reject(i, RejectReason::InvalidJson, detail));
                 // The decoder may hold half of the bad value: rebuild it from the good ones.
-                decoder = self.decoder(payloads.len());
+                decoder = self.decoder(indexes.len());
                 for &j in &segment {
                     if let Some(good) = payloads[j] {
                         // These were accepted by the same decoder state moments ago.
@@ -217,29 +285,14 @@ impl EventDecoder {
             &segment,
             &mut batches,
             &mut rows,
-            &mut rejects,
+            rejects,
         );
-
         let batch = match batches.len() {
             0 => None,
             1 => batches.pop(),
-            _ => match concat_batches(&self.schema, &batches) {
-                Ok(b) => Some(b),
-                Err(e) => {
-                    // Every batch has the same schema; this would be a bug, not bad input.
-                    tracing::error!(error = %e, "Could not concatenate decoded batches.");
-                    None
-                }
-            },
+            _ => concat(&self.schema, &batches),
         };
-        let Some(batch) = batch else {
-            return Decoded {
-                batch: None,
-                rows: Vec::new(),
-                rejects,
-            };
-        };
-        validate(batch, rows, rejects)
+        (batch, rows)
     }
 
     fn flush_segment(
@@ -331,6 +384,37 @@ fn strip_arrow_prefix(s: &str) -> String {
     s.trim_start_matches("Json error: ")
         .trim_start_matches("Parser error: ")
         .to_string()
+}
+
+fn concat(schema: &SchemaRef, batches: &[RecordBatch]) -> Option<RecordBatch> {
+    match concat_batches(schema, batches) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            // Every batch has the same schema; this would be a bug, not bad input.
+            tracing::error!(error = %e, "Could not concatenate decoded batches.");
+            None
+        }
+    }
+}
+
+/// Concatenate the fast path's and arrow-json's rows and put them back in message order
+/// (`rows`, the message index of each row, is sorted along).
+fn in_message_order(
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    rows: &mut Vec<usize>,
+) -> Option<RecordBatch> {
+    let batch = concat(schema, batches)?;
+    let mut order: Vec<u32> = (0..rows.len() as u32).collect();
+    order.sort_unstable_by_key(|&r| rows[r as usize]);
+    *rows = order.iter().map(|&r| rows[r as usize]).collect();
+    match take_record_batch(&batch, &UInt32Array::from(order)) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            tracing::error!(error = %e, "Could not reorder decoded rows.");
+            None
+        }
+    }
 }
 
 /// Required and value-checked columns per kind, resolved to indexes once.
@@ -532,7 +616,7 @@ mod tests {
     #[test]
     fn decodes_every_kind_of_the_docs_examples() {
         // The JSON examples in docs/events.md must all decode and validate.
-        let docs = include_str!("../../docs/events.md");
+        let docs = include_str!("../../../docs/events.md");
         let mut examples = Vec::new();
         let mut cur = String::new();
         let mut inside = false;
