@@ -4,16 +4,15 @@
 //! [`event_schema`](crate::events::event_schema) holding every valid event, the index of the
 //! message each row came from, and a [`Reject`] for every message that is not a valid event.
 //!
-//! The fast path feeds every payload to one arrow-json [`Decoder`] (no `serde_json::Value`
-//! in between) and flushes once. Per-message isolation comes from checking, after each
-//! payload, that exactly one complete JSON value was added; a payload that breaks the
-//! tokenizer is rejected and the decoder is rebuilt from the good payloads of the batch so far.
-//! Type errors only show at flush: then the segment is decoded message by message to find the
-//! culprits. Bad input is therefore paid for only by batches that contain it.
-//!
-//! Before arrow-json, a faster path ([`typed`]) takes the payloads that are plain event
-//! objects (all the simulator writes): serde_json into borrowed fields, then Arrow builders.
-//! What it declines goes to arrow-json as above, so every payload's outcome is arrow-json's.
+//! Two paths. A payload that is a plain event object (all the simulator writes) takes the
+//! fast path, [`typed`]: serde_json into borrowed fields, then Arrow builders. Every other
+//! payload goes to one arrow-json [`Decoder`] (no `serde_json::Value` in between), flushed
+//! once. Per-message isolation comes from checking, after each payload, that exactly one
+//! complete JSON value was added; a payload that breaks the tokenizer is rejected and the
+//! decoder is rebuilt from the good payloads of the batch so far. Type errors only show at
+//! flush: then the segment is decoded message by message to find the culprits. Bad input is
+//! therefore paid for only by batches that contain it. The fast path declines whatever it
+//! would not decode exactly as arrow-json does, so every payload's outcome is arrow-json's.
 
 mod typed;
 
