@@ -65,8 +65,20 @@ impl Ingest {
                 (key.0, key.1, caught_up)
             })
             .collect();
+        // Partitions of topics no longer subscribed (a feed removed, or gone from the config
+        // since the checkpoint) would hold the watermark for ever: forgotten.
+        let forgot = match self.consumer.subscription() {
+            Ok(s) if s.count() > 0 => {
+                let topics: Vec<String> =
+                    s.elements().iter().map(|e| e.topic().to_string()).collect();
+                self.watermark
+                    .retain_topics(|t| topics.iter().any(|x| x == t), now)
+            }
+            _ => false,
+        };
+        let moved = self.watermark.set_assignment(assigned, now);
         Refreshed {
-            moved: self.watermark.set_assignment(assigned, now),
+            moved: moved || forgot,
             confirmed: all_confirmed,
         }
     }

@@ -15,6 +15,13 @@
 //! seen. The timeout keeps a partition whose producer is a moment behind the others (batching,
 //! a busy machine) from being passed by and having its next events judged late. The watermark
 //! never moves backwards. Times of the wall clock are passed in, so tests need no sleeps.
+//!
+//! A partition this instance has read (or restored from a checkpoint) but does not hold right
+//! now (a rebalance in progress, an assignment that names only some partitions) keeps holding
+//! the watermark at its clock, as if it had data to read: one instance owns every partition,
+//! so its events will come here, and a watermark run ahead over the others would make them
+//! late (seen in CI: restarted from a checkpoint, an instance dead-lettered half the history).
+//! Partitions of topics no longer subscribed are forgotten ([`Watermark::retain_topics`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -42,7 +49,8 @@ impl PartitionClock {
 pub struct Watermark {
     partitions: HashMap<(Arc<str>, i32), PartitionClock>,
     /// Clocks of partitions no longer assigned: a partition that comes back (a rebalance
-    /// revokes everything before it assigns) resumes its clock.
+    /// revokes everything before it assigns) resumes its clock. Until then it holds the
+    /// watermark (never idle: whether it has more to read cannot be told).
     parked: HashMap<(Arc<str>, i32), PartitionClock>,
     lateness_ms: i64,
     idle_timeout: Duration,
@@ -117,10 +125,12 @@ impl Watermark {
         self.lateness_ms
     }
 
-    /// Every partition's clock at `now`: (topic, partition, largest event time, idle).
+    /// Every partition's clock at `now`: (topic, partition, largest event time, idle); those
+    /// not assigned too (never idle).
     pub fn clocks(&self, now: Instant) -> Vec<(Arc<str>, i32, Option<i64>, bool)> {
         self.partitions
             .iter()
+            .chain(&self.parked)
             .map(|((t, p), c)| {
                 (
                     t.clone(),
@@ -140,7 +150,8 @@ impl Watermark {
     /// Assigned partitions to pause at `now` (watermark alignment, as in Flink): those whose
     /// largest event time is more than `drift_ms` ahead of the slowest active partition.
     /// Reading them on only grows the event buffer: their events wait for the slowest one.
-    /// The slowest partition itself is never among them. A caught-up partition that has
+    /// The slowest partition itself is never among them; a partition not assigned counts for
+    /// the slowest but is not named (it is not read). A caught-up partition that has
     /// delivered nothing does not count (nothing of it is to be read; it holds the watermark
     /// only until it is idle).
     ///
@@ -149,8 +160,7 @@ impl Watermark {
     /// Otherwise a backlog of one topic is read whole into the buffer before the other topic's
     /// first fetch returns (seen under load: 1,432 of 2,160 events buffered).
     pub fn ahead(&self, drift_ms: i64, now: Instant) -> Vec<(Arc<str>, i32)> {
-        let timeout = self.idle_timeout;
-        let active = || self.partitions.values().filter(|c| !c.idle(now, timeout));
+        let active = || self.holding(now);
         let waiting = active().any(|c| c.max_event_time.is_none() && !c.caught_up);
         let slowest = active().filter_map(|c| c.max_event_time).min();
         self.partitions
@@ -171,23 +181,31 @@ impl Watermark {
 
     /// Record an (on-time) event of a partition, read at `now`, and move the watermark.
     pub fn observe(&mut self, topic: &Arc<str>, partition: i32, t: i64, now: Instant) {
+        let key = (topic.clone(), partition);
+        // Delivered before the next refresh saw it assigned: its clock comes back from the
+        // parked ones (a key is in one of the two maps only).
+        let parked = if self.parked.is_empty() {
+            None
+        } else {
+            self.parked.remove(&key)
+        };
         let clock = self
             .partitions
-            .entry((topic.clone(), partition))
-            .or_insert(PartitionClock {
+            .entry(key)
+            .or_insert(parked.unwrap_or(PartitionClock {
                 max_event_time: None,
                 caught_up: false,
                 active_at: now,
-            });
+            }));
         clock.max_event_time = Some(clock.max_event_time.map_or(t, |m| m.max(t)));
         clock.caught_up = false;
         clock.active_at = now;
         self.recompute(now);
     }
 
-    /// The assigned partitions and whether each is caught up; partitions no longer assigned no
-    /// longer count (their clocks are kept for when they come back). Then moves the watermark.
-    /// Returns true when it moved.
+    /// The assigned partitions and whether each is caught up; partitions no longer assigned
+    /// are parked (they hold the watermark at their clocks until they come back). Then moves
+    /// the watermark. Returns true when it moved.
     pub fn set_assignment(
         &mut self,
         assigned: impl IntoIterator<Item = (Arc<str>, i32, bool)>,
@@ -215,29 +233,51 @@ impl Watermark {
             }
             keep.insert(key, clock);
         }
-        self.parked.extend(self.partitions.drain());
+        // Not assigned: whether it has more to read cannot be told (see `parked`).
+        self.parked
+            .extend(self.partitions.drain().map(|(k, mut c)| {
+                c.caught_up = false;
+                (k, c)
+            }));
         self.partitions = keep;
         self.recompute(now);
         self.current != before
     }
 
-    fn recompute(&mut self, now: Instant) {
+    /// Forget the partitions of topics not kept (no longer subscribed): they no longer hold
+    /// the watermark. Returns true when it moved.
+    pub fn retain_topics(&mut self, keep: impl Fn(&str) -> bool, now: Instant) -> bool {
+        let before = self.current;
+        self.partitions.retain(|(t, _), _| keep(t));
+        self.parked.retain(|(t, _), _| keep(t));
+        self.recompute(now);
+        self.current != before
+    }
+
+    /// The clocks that hold the watermark at `now`: assigned partitions not idle, and every
+    /// partition not assigned.
+    fn holding(&self, now: Instant) -> impl Iterator<Item = &PartitionClock> {
         let timeout = self.idle_timeout;
-        let mut active = self
-            .partitions
+        self.partitions
             .values()
-            .filter(|c| !c.idle(now, timeout))
-            .peekable();
-        let candidate = if active.peek().is_some() {
-            // None when an active partition has delivered nothing yet: hold.
-            active
-                .map(|c| c.max_event_time)
-                .try_fold(i64::MAX, |m, t| t.map(|t| m.min(t)))
-        } else {
-            self.partitions
-                .values()
-                .filter_map(|c| c.max_event_time)
-                .max()
+            .filter(move |c| !c.idle(now, timeout))
+            .chain(self.parked.values())
+    }
+
+    fn recompute(&mut self, now: Instant) {
+        let candidate = {
+            let mut active = self.holding(now).peekable();
+            if active.peek().is_some() {
+                // None when an active partition has delivered nothing yet: hold.
+                active
+                    .map(|c| c.max_event_time)
+                    .try_fold(i64::MAX, |m, t| t.map(|t| m.min(t)))
+            } else {
+                self.partitions
+                    .values()
+                    .filter_map(|c| c.max_event_time)
+                    .max()
+            }
         };
         if let Some(t) = candidate {
             let w = t - self.lateness_ms;
@@ -403,6 +443,79 @@ mod tests {
             5_000,
             "both clocks back: idle, the largest counts"
         );
+    }
+
+    /// The CI failure of 2026-12-07: restarted from a checkpoint, an instance was assigned
+    /// some partitions first; the watermark ran to the end over them and the others' events,
+    /// assigned later, were dead-lettered as late.
+    #[test]
+    fn a_partition_not_assigned_holds_the_watermark_at_its_clock() {
+        let t0 = Instant::now();
+        let mut w = Watermark::new(Duration::ZERO, Duration::ZERO);
+        w.observe(&tp("erp"), 0, 1_000, t0);
+        w.observe(&tp("erp"), 1, 1_000, t0);
+        w.observe(&tp("wms"), 0, 1_000, t0);
+        let mut r = Watermark::new(Duration::ZERO, Duration::ZERO);
+        r.restore(&w.save(), t0);
+        // Restarted: only erp/0 assigned, read on to the end of the history.
+        r.set_assignment([(tp("erp"), 0, false)], t0);
+        r.observe(&tp("erp"), 0, 100_000, t0);
+        assert!(!r.set_assignment([(tp("erp"), 0, true)], t0));
+        assert_eq!(r.current(), 1_000, "erp/1 and wms/0 still hold it");
+        assert!(!r.is_late(1_000));
+        r.set_assignment([(tp("erp"), 0, false), (tp("erp"), 1, false)], t0);
+        assert_eq!(
+            r.ahead(50_000, t0),
+            vec![(tp("erp"), 0)],
+            "wms/0, not assigned, is the slowest: erp/0 waits"
+        );
+        // erp/1 delivered before a refresh saw it assigned: same clock, not a second one.
+        r.observe(&tp("erp"), 1, 3_000, t0);
+        assert_eq!(r.current(), 1_000, "wms/0 holds it");
+        r.set_assignment(
+            [
+                (tp("erp"), 0, true),
+                (tp("erp"), 1, true),
+                (tp("wms"), 0, true),
+            ],
+            t0,
+        );
+        assert_eq!(r.current(), 100_000, "all assigned, caught up and idle");
+    }
+
+    #[test]
+    fn an_unassigned_partition_that_delivered_nothing_holds_it_entirely() {
+        let t0 = Instant::now();
+        let mut w = Watermark::new(Duration::ZERO, Duration::ZERO);
+        w.set_assignment([(tp("erp"), 0, false), (tp("erp"), 1, false)], t0);
+        w.observe(&tp("erp"), 0, 5_000, t0);
+        assert_eq!(w.current(), 0);
+        w.set_assignment([(tp("erp"), 0, false)], t0);
+        assert_eq!(w.current(), 0, "erp/1 revoked before its first event");
+        let clocks = w.clocks(t0);
+        assert!(
+            clocks
+                .iter()
+                .any(|(t, p, max, idle)| &**t == "erp" && *p == 1 && max.is_none() && !idle),
+            "an unassigned partition is among the clocks, not idle: {clocks:?}"
+        );
+    }
+
+    #[test]
+    fn partitions_of_topics_no_longer_read_are_forgotten() {
+        let t0 = Instant::now();
+        let mut w = Watermark::new(Duration::ZERO, Duration::ZERO);
+        w.observe(&tp("feed.acme"), 0, 1_000, t0);
+        w.observe(&tp("erp"), 0, 5_000, t0);
+        w.set_assignment([(tp("erp"), 0, false)], t0);
+        assert_eq!(
+            w.current(),
+            1_000,
+            "the feed's partition is parked and holds it"
+        );
+        assert!(w.retain_topics(|t| t == "erp", t0));
+        assert_eq!(w.current(), 5_000);
+        assert!(w.save().partitions.iter().all(|(t, ..)| t == "erp"));
     }
 
     #[test]
