@@ -9,7 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 
-use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUnit};
 
 /// The source system an event comes from; decides its default topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -214,6 +214,15 @@ pub fn po_line_ref_fields() -> Fields {
     ])
 }
 
+/// The element field of `po_lines` (builders of the list need it as the schema has it).
+pub fn po_line_item() -> FieldRef {
+    Arc::new(Field::new(
+        "item",
+        DataType::Struct(po_line_ref_fields()),
+        true,
+    ))
+}
+
 /// The wide schema every payload is decoded into: all fields of all kinds, nullable;
 /// which ones a row must have is checked per kind after decoding.
 pub fn event_schema() -> SchemaRef {
@@ -243,15 +252,7 @@ pub fn event_schema() -> SchemaRef {
                 f64("daily_demand"),
                 utf8("movement"),
                 utf8("shipment"),
-                Field::new(
-                    "po_lines",
-                    DataType::List(Arc::new(Field::new(
-                        "item",
-                        DataType::Struct(po_line_ref_fields()),
-                        true,
-                    ))),
-                    true,
-                ),
+                Field::new("po_lines", DataType::List(po_line_item()), true),
                 utf8("origin"),
                 utf8("destination"),
                 utf8("carrier"),

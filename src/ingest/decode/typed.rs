@@ -22,13 +22,13 @@ use arrow::array::{
     StructBuilder, TimestampMillisecondBuilder,
 };
 use arrow::compute::kernels::cast_utils::{string_to_datetime, Parser};
-use arrow::datatypes::{DataType, Date32Type, Field, SchemaRef};
+use arrow::datatypes::{Date32Type, SchemaRef};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
-use crate::events::{po_line_ref_fields, timestamp_type};
+use crate::events::{po_line_item, po_line_ref_fields, timestamp_type};
 
 /// One event as written, every field optional (which ones a kind needs is checked after
 /// decoding, as for arrow-json's rows). Field order is the schema's.
@@ -113,26 +113,6 @@ pub(super) struct Columns {
     rows: usize,
 }
 
-/// Positions in [`Columns::strings`] and the others, in schema order within each type.
-mod at {
-    pub const EVENT_ID: usize = 0;
-    pub const KIND: usize = 1;
-    pub const SOURCE: usize = 2;
-    pub const PO: usize = 3;
-    pub const SUPPLIER: usize = 4;
-    pub const PART: usize = 5;
-    pub const SITE: usize = 6;
-    pub const STATUS: usize = 7;
-    pub const MOVEMENT: usize = 8;
-    pub const SHIPMENT: usize = 9;
-    pub const ORIGIN: usize = 10;
-    pub const DESTINATION: usize = 11;
-    pub const CARRIER: usize = 12;
-    pub const MODE: usize = 13;
-    pub const LOCATION: usize = 14;
-    pub const REASON_CODE: usize = 15;
-}
-
 fn timestamp(s: Option<&str>) -> Result<Option<i64>, ()> {
     s.map(|s| {
         string_to_datetime(&chrono::Utc, s)
@@ -144,14 +124,6 @@ fn timestamp(s: Option<&str>) -> Result<Option<i64>, ()> {
 
 fn date(s: Option<&str>) -> Result<Option<i32>, ()> {
     s.map(|s| Date32Type::parse(s).ok_or(())).transpose()
-}
-
-fn po_line_item() -> Arc<Field> {
-    Arc::new(Field::new(
-        "item",
-        DataType::Struct(po_line_ref_fields()),
-        true,
-    ))
 }
 
 impl Columns {
@@ -198,26 +170,26 @@ impl Columns {
             return false;
         };
 
-        let strings = [
-            (at::EVENT_ID, raw.event_id),
-            (at::KIND, raw.kind),
-            (at::SOURCE, raw.source),
-            (at::PO, raw.po),
-            (at::SUPPLIER, raw.supplier),
-            (at::PART, raw.part),
-            (at::SITE, raw.site),
-            (at::STATUS, raw.status),
-            (at::MOVEMENT, raw.movement),
-            (at::SHIPMENT, raw.shipment),
-            (at::ORIGIN, raw.origin),
-            (at::DESTINATION, raw.destination),
-            (at::CARRIER, raw.carrier),
-            (at::MODE, raw.mode),
-            (at::LOCATION, raw.location),
-            (at::REASON_CODE, raw.reason_code),
-        ];
-        for (i, v) in strings {
-            self.strings[i].append_option(v);
+        // Schema order within each type (crate::events::event_schema), as `finish` takes them.
+        for (b, v) in self.strings.iter_mut().zip([
+            raw.event_id,
+            raw.kind,
+            raw.source,
+            raw.po,
+            raw.supplier,
+            raw.part,
+            raw.site,
+            raw.status,
+            raw.movement,
+            raw.shipment,
+            raw.origin,
+            raw.destination,
+            raw.carrier,
+            raw.mode,
+            raw.location,
+            raw.reason_code,
+        ]) {
+            b.append_option(v);
         }
         for (b, v) in self
             .stamps
