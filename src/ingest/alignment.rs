@@ -65,20 +65,34 @@ impl Ingest {
                 (key.0, key.1, caught_up)
             })
             .collect();
-        // Partitions of topics no longer subscribed (a feed removed, or gone from the config
-        // since the checkpoint) would hold the watermark for ever: forgotten.
-        let forgot = match self.consumer.subscription() {
-            Ok(s) if s.count() > 0 => {
-                let topics: Vec<String> =
-                    s.elements().iter().map(|e| e.topic().to_string()).collect();
-                self.watermark
-                    .retain_topics(|t| topics.iter().any(|x| x == t), now)
+        let mut moved = self.watermark.set_assignment(assigned, now);
+        if let Ok(s) = self.consumer.subscription() {
+            let topics: Vec<String> = s.elements().iter().map(|e| e.topic().to_string()).collect();
+            if !topics.is_empty() {
+                // Partitions of topics no longer subscribed (a feed removed, or gone from the
+                // config since the checkpoint) would hold the watermark for ever: forgotten.
+                moved |= self
+                    .watermark
+                    .retain_topics(|t| topics.iter().any(|x| x == t), now);
             }
-            _ => false,
-        };
-        let moved = self.watermark.set_assignment(assigned, now);
+            // Every partition of the input, assigned here or not, once the brokers have said
+            // how many each topic has.
+            let counts = self.consumer.context().partition_counts();
+            let known: Option<Vec<(Arc<str>, i32)>> = topics
+                .iter()
+                .map(|t| {
+                    let n = counts.get(t)?;
+                    let topic: Arc<str> = Arc::from(t.as_str());
+                    Some((0..n).map(move |p| (topic.clone(), p)).collect::<Vec<_>>())
+                })
+                .collect::<Option<Vec<_>>>()
+                .map(|each| each.into_iter().flatten().collect());
+            if let Some(known) = known.filter(|_| !topics.is_empty()) {
+                moved |= self.watermark.expect(known, now);
+            }
+        }
         Refreshed {
-            moved: moved || forgot,
+            moved,
             confirmed: all_confirmed,
         }
     }

@@ -106,6 +106,7 @@ pub struct ResumeContext {
     positions: Arc<Mutex<HashMap<(String, i32), i64>>>,
     health: BrokerHealth,
     highs: QueriedHighs,
+    counts: PartitionCounts,
 }
 
 impl ResumeContext {
@@ -115,12 +116,18 @@ impl ResumeContext {
             positions: Arc::new(Mutex::new(positions.into_iter().collect())),
             health: BrokerHealth::default(),
             highs: QueriedHighs::default(),
+            counts: PartitionCounts::default(),
         }
     }
 
     /// The high watermarks the lag query has seen.
     pub fn highs(&self) -> &QueriedHighs {
         &self.highs
+    }
+
+    /// How many partitions each subscribed topic has, as the brokers last said.
+    pub fn partition_counts(&self) -> &PartitionCounts {
+        &self.counts
     }
 
     /// The broker connections as the consumer last reported them.
@@ -153,6 +160,26 @@ impl ClientContext for ResumeContext {
             Ok(stats) => self.health.update(&stats),
             Err(e) => tracing::debug!(error = %e, "Unreadable librdkafka statistics."),
         }
+    }
+}
+
+/// The partitions of each subscribed topic, from the brokers' metadata (asked by the lag
+/// monitor): the watermark waits for every one, assigned to this instance or not
+/// ([`Watermark::expect`](super::Watermark::expect)).
+#[derive(Debug, Default, Clone)]
+pub struct PartitionCounts(Arc<Mutex<HashMap<String, i32>>>);
+
+impl PartitionCounts {
+    /// The brokers said `topic` has `n` partitions (0: it does not exist yet).
+    pub fn note(&self, topic: &str, n: i32) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(topic.to_string(), n);
+        }
+    }
+
+    /// The partitions of `topic`, if the brokers have said.
+    pub fn get(&self, topic: &str) -> Option<i32> {
+        self.0.lock().ok()?.get(topic).copied()
     }
 }
 

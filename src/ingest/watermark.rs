@@ -16,12 +16,15 @@
 //! a busy machine) from being passed by and having its next events judged late. The watermark
 //! never moves backwards. Times of the wall clock are passed in, so tests need no sleeps.
 //!
-//! A partition this instance has read (or restored from a checkpoint) but does not hold right
-//! now (a rebalance in progress, an assignment that names only some partitions) keeps holding
-//! the watermark at its clock, as if it had data to read: one instance owns every partition,
-//! so its events will come here, and a watermark run ahead over the others would make them
-//! late (seen in CI: restarted from a checkpoint, an instance dead-lettered half the history).
-//! Partitions of topics no longer subscribed are forgotten ([`Watermark::retain_topics`]).
+//! Every partition of the input holds the watermark, assigned to this instance right now or
+//! not: one instance owns every partition (docs/operations.md), so the events of a partition
+//! another member holds for a while (a rebalance, an assignment that names only some
+//! partitions at first) will come here, and a watermark run ahead over the others would make
+//! them late (the likely cause of a CI failure: restarted from a checkpoint, an instance
+//! applied a few more events and judged itself finished). A partition not assigned holds it at
+//! its clock; one never seen, known from the brokers' metadata ([`Watermark::expect`]), holds
+//! it where it is; until the partitions are known the watermark does not move. Partitions of
+//! topics no longer subscribed are forgotten ([`Watermark::retain_topics`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -55,6 +58,9 @@ pub struct Watermark {
     lateness_ms: i64,
     idle_timeout: Duration,
     current: Option<i64>,
+    /// False until the partitions of every subscribed topic are known ([`Watermark::expect`]):
+    /// until then it does not move.
+    complete: bool,
 }
 
 /// A watermark as a checkpoint keeps it: each partition's clock and the current value.
@@ -118,7 +124,41 @@ impl Watermark {
             lateness_ms: lateness.as_millis() as i64,
             idle_timeout,
             current: None,
+            complete: true,
         }
+    }
+
+    /// Do not move until [`Watermark::expect`] has named every partition of the input: an
+    /// assignment may name only some at first (another member holds the others), and a
+    /// watermark moved over those would make the others' events late.
+    pub fn wait_for_partitions(&mut self) {
+        self.complete = false;
+    }
+
+    /// Every partition of the subscribed topics, as the brokers' metadata lists them: those
+    /// this watermark has never seen hold it (as partitions not assigned do) until they are
+    /// assigned and deliver or are caught up. Returns true when it moved.
+    pub fn expect(
+        &mut self,
+        partitions: impl IntoIterator<Item = (Arc<str>, i32)>,
+        now: Instant,
+    ) -> bool {
+        let before = self.current;
+        for key in partitions {
+            if !self.partitions.contains_key(&key) && !self.parked.contains_key(&key) {
+                self.parked.insert(
+                    key,
+                    PartitionClock {
+                        max_event_time: None,
+                        caught_up: false,
+                        active_at: now,
+                    },
+                );
+            }
+        }
+        self.complete = true;
+        self.recompute(now);
+        self.current != before
     }
 
     pub fn lateness_ms(&self) -> i64 {
@@ -265,6 +305,9 @@ impl Watermark {
     }
 
     fn recompute(&mut self, now: Instant) {
+        if !self.complete {
+            return;
+        }
         let candidate = {
             let mut active = self.holding(now).peekable();
             if active.peek().is_some() {
@@ -445,9 +488,9 @@ mod tests {
         );
     }
 
-    /// The CI failure of 2026-12-07: restarted from a checkpoint, an instance was assigned
-    /// some partitions first; the watermark ran to the end over them and the others' events,
-    /// assigned later, were dead-lettered as late.
+    /// Restarted from a checkpoint, an instance is assigned some partitions first: the
+    /// watermark ran to the end over them, and the others' events, assigned later, were
+    /// dead-lettered as late (the likely cause of a CI failure).
     #[test]
     fn a_partition_not_assigned_holds_the_watermark_at_its_clock() {
         let t0 = Instant::now();
@@ -499,6 +542,43 @@ mod tests {
                 .any(|(t, p, max, idle)| &**t == "erp" && *p == 1 && max.is_none() && !idle),
             "an unassigned partition is among the clocks, not idle: {clocks:?}"
         );
+    }
+
+    #[test]
+    fn it_waits_for_the_partitions_to_be_known_and_those_never_seen_hold_it() {
+        let t0 = Instant::now();
+        let mut w = Watermark::new(Duration::ZERO, Duration::ZERO);
+        w.wait_for_partitions();
+        w.set_assignment([(tp("erp"), 0, false)], t0);
+        w.observe(&tp("erp"), 0, 5_000, t0);
+        assert_eq!(
+            w.current(),
+            0,
+            "how many partitions erp has is not known yet"
+        );
+        assert!(!w.expect([(tp("erp"), 0), (tp("erp"), 1)], t0));
+        assert_eq!(
+            w.current(),
+            0,
+            "erp/1, held elsewhere, has delivered nothing here"
+        );
+        w.set_assignment([(tp("erp"), 0, false), (tp("erp"), 1, false)], t0);
+        w.observe(&tp("erp"), 1, 2_000, t0);
+        assert_eq!(w.current(), 2_000);
+        assert!(!w.expect([(tp("erp"), 0), (tp("erp"), 1)], t0));
+        assert_eq!(
+            w.save().partitions.len(),
+            2,
+            "no second clock for a known partition"
+        );
+
+        // Known to have no partitions (a topic not created yet): nothing to wait for.
+        let mut w = Watermark::new(Duration::ZERO, Duration::ZERO);
+        w.wait_for_partitions();
+        w.observe(&tp("erp"), 0, 5_000, t0);
+        assert_eq!(w.current(), 0);
+        assert!(w.expect([(tp("erp"), 0)], t0));
+        assert_eq!(w.current(), 5_000);
     }
 
     #[test]

@@ -379,6 +379,8 @@ pub async fn start_on(
     };
     let step_ms = i64::try_from(config.evaluation.step.as_millis()).unwrap_or(i64::MAX);
     let mut watermark = Watermark::new(config.allowed_lateness, config.idle_timeout);
+    // Until the lag monitor has asked the brokers how many partitions each input topic has.
+    watermark.wait_for_partitions();
     let mut state = State::new(config.retention);
     let mut buffer = EventBuffer::new(step_ms);
     let mut restored = Restored::default();
@@ -602,6 +604,7 @@ async fn monitor(
         }
         let connected = consumer.context().health().connected() == Some(true);
         shared.metrics.connected.set(i64::from(connected));
+        count_partitions(&consumer).await;
         let round = lag_round(&consumer).await;
         shared.metrics.lag_query_errors.inc_by(round.errors);
         if round.errors > 0 && answering {
@@ -639,6 +642,36 @@ async fn monitor(
         }
         if let Ok(mut s) = shared.partitions.write() {
             *s = merge_status(&s, round);
+        }
+    }
+}
+
+/// How many partitions each subscribed topic has (one metadata request per topic, 2 s at
+/// most), noted in the consumer's `PartitionCounts` for the watermark. A topic the brokers do
+/// not know counts as none; a request that fails notes nothing (asked again next round).
+async fn count_partitions(c: &Arc<kafka::IngestConsumer>) {
+    let topics: Vec<String> = match c.subscription() {
+        Ok(s) => s.elements().iter().map(|e| e.topic().to_string()).collect(),
+        Err(_) => return,
+    };
+    for topic in topics {
+        let consumer = c.clone();
+        let counted = tokio::task::spawn_blocking(move || {
+            let m = consumer.fetch_metadata(Some(&topic), Duration::from_secs(2))?;
+            let n = m
+                .topics()
+                .iter()
+                .find(|t| t.name() == topic)
+                .map_or(0, |t| t.partitions().len());
+            consumer
+                .context()
+                .partition_counts()
+                .note(&topic, i32::try_from(n).unwrap_or(i32::MAX));
+            Ok::<(), rdkafka::error::KafkaError>(())
+        })
+        .await;
+        if let Ok(Err(e)) = counted {
+            tracing::debug!(error = %e, "Partition count query failed.");
         }
     }
 }
