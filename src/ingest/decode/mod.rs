@@ -238,7 +238,12 @@ impl EventDecoder {
         let batch = match batches.len() {
             0 => None,
             1 => batches.pop(),
-            _ => in_message_order(&self.schema, &batches, &mut rows),
+            _ => match in_message_order(&self.schema, &batches, &mut rows) {
+                Some(b) => Some(b),
+                // A bug, not bad input (logged): rather than lose the rows, decode them all
+                // again on arrow-json alone (one batch there, so no second try).
+                None => return self.decode_with(payloads, false),
+            },
         };
         let Some(batch) = batch else {
             return Decoded {
