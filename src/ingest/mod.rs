@@ -349,6 +349,7 @@ impl Ingest {
             let slice: Vec<Option<&[u8]>> = to_decode.iter().map(|i| payloads[*i]).collect();
             decoder.decode(&slice)
         };
+        self.metrics.decode_declined.inc_by(decoded.declined as u64);
         for r in &mut decoded.rows {
             *r = to_decode[*r];
         }

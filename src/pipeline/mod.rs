@@ -597,6 +597,7 @@ async fn monitor(
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut answering = true;
+    let mut since_counted = COUNT_PARTITIONS_EVERY;
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
@@ -604,7 +605,16 @@ async fn monitor(
         }
         let connected = consumer.context().health().connected() == Some(true);
         shared.metrics.connected.set(i64::from(connected));
-        count_partitions(&consumer).await;
+        since_counted += 1;
+        // A topic not counted yet (at start, a feed just subscribed) is asked at once.
+        let uncounted = consumer.subscription().is_ok_and(|s| {
+            let counts = consumer.context().partition_counts();
+            s.elements().iter().any(|e| counts.get(e.topic()).is_none())
+        });
+        if uncounted || since_counted >= COUNT_PARTITIONS_EVERY {
+            count_partitions(&consumer).await;
+            since_counted = 0;
+        }
         let round = lag_round(&consumer).await;
         shared.metrics.lag_query_errors.inc_by(round.errors);
         if round.errors > 0 && answering {
@@ -646,35 +656,46 @@ async fn monitor(
     }
 }
 
-/// How many partitions each subscribed topic has (one metadata request per topic, 2 s at
-/// most), noted in the consumer's `PartitionCounts` for the watermark. A topic the brokers do
-/// not know counts as none; a request that fails notes nothing (asked again next round).
+/// How many partitions each subscribed topic has (one metadata request per topic,
+/// [`LAG_QUERIES_AT_ONCE`] at a time, 2 s each at most), noted in the consumer's
+/// `PartitionCounts` for the watermark. A topic the brokers do not know counts as none; a
+/// request that fails notes nothing (the topic is asked again next round).
 async fn count_partitions(c: &Arc<kafka::IngestConsumer>) {
+    use futures::StreamExt;
     let topics: Vec<String> = match c.subscription() {
         Ok(s) => s.elements().iter().map(|e| e.topic().to_string()).collect(),
         Err(_) => return,
     };
-    for topic in topics {
-        let consumer = c.clone();
-        let counted = tokio::task::spawn_blocking(move || {
-            let m = consumer.fetch_metadata(Some(&topic), Duration::from_secs(2))?;
-            let n = m
-                .topics()
-                .iter()
-                .find(|t| t.name() == topic)
-                .map_or(0, |t| t.partitions().len());
-            consumer
-                .context()
-                .partition_counts()
-                .note(&topic, i32::try_from(n).unwrap_or(i32::MAX));
-            Ok::<(), rdkafka::error::KafkaError>(())
+    let counted: Vec<_> = futures::stream::iter(topics)
+        .map(|topic| {
+            let consumer = c.clone();
+            tokio::task::spawn_blocking(move || {
+                let m = consumer.fetch_metadata(Some(&topic), Duration::from_secs(2))?;
+                let n = m
+                    .topics()
+                    .iter()
+                    .find(|t| t.name() == topic)
+                    .map_or(0, |t| t.partitions().len());
+                consumer
+                    .context()
+                    .partition_counts()
+                    .note(&topic, i32::try_from(n).unwrap_or(i32::MAX));
+                Ok::<(), rdkafka::error::KafkaError>(())
+            })
         })
+        .buffer_unordered(LAG_QUERIES_AT_ONCE)
+        .collect()
         .await;
-        if let Ok(Err(e)) = counted {
+    for r in counted {
+        if let Ok(Err(e)) = r {
             tracing::debug!(error = %e, "Partition count query failed.");
         }
     }
 }
+
+/// Partition counts of topics already counted are asked again every this many rounds (new
+/// partitions are rare).
+const COUNT_PARTITIONS_EVERY: u32 = 10;
 
 /// One round of the lag query.
 #[derive(Debug, Default)]

@@ -104,6 +104,8 @@ pub struct Decoded {
     pub rows: Vec<usize>,
     /// Rejected messages, in no particular order.
     pub rejects: Vec<Reject>,
+    /// Messages the fast path declined, decoded (or rejected) by arrow-json instead.
+    pub declined: usize,
 }
 
 /// Deepest nesting of arrays and objects accepted. An event is flat; the limit keeps a
@@ -229,6 +231,7 @@ impl EventDecoder {
                 }
             }
         }
+        let declined = if fast { slow.len() } else { 0 };
         if !slow.is_empty() {
             let (batch, slow_rows) = self.decode_arrow_json(payloads, &slow, &mut rejects);
             batches.extend(batch);
@@ -247,12 +250,15 @@ impl EventDecoder {
         };
         let Some(batch) = batch else {
             return Decoded {
-                batch: None,
-                rows: Vec::new(),
                 rejects,
+                declined,
+                ..Decoded::default()
             };
         };
-        validate(batch, rows, rejects)
+        Decoded {
+            declined,
+            ..validate(batch, rows, rejects)
+        }
     }
 
     /// Decode the messages `indexes` of `payloads` with arrow-json: their batch and, for each
@@ -563,6 +569,7 @@ fn validate(batch: RecordBatch, rows: Vec<usize>, mut rejects: Vec<Reject>) -> D
             batch: Some(batch),
             rows,
             rejects,
+            ..Decoded::default()
         };
     }
     let mask = BooleanArray::from(keep.clone());
@@ -577,11 +584,11 @@ fn validate(batch: RecordBatch, rows: Vec<usize>, mut rejects: Vec<Reject>) -> D
             batch: Some(b),
             rows: kept_rows,
             rejects,
+            ..Decoded::default()
         },
         _ => Decoded {
-            batch: None,
-            rows: Vec::new(),
             rejects,
+            ..Decoded::default()
         },
     }
 }
@@ -615,6 +622,28 @@ mod tests {
             .downcast_ref::<StringArray>()
             .unwrap();
         a.iter().map(|v| v.unwrap().to_string()).collect()
+    }
+
+    #[test]
+    fn what_the_fast_path_declines_is_counted_and_decoded_all_the_same() {
+        let escaped = good("e\\u0032");
+        let quantity_as_string = good("e3").replace("500", "\"500\"");
+        let msgs = [
+            good("e1"),
+            escaped,
+            quantity_as_string,
+            "not json".to_string(),
+        ];
+        let msgs: Vec<&str> = msgs.iter().map(String::as_str).collect();
+        let d = run(&msgs);
+        assert_eq!(d.declined, 3, "all but the plain event");
+        // arrow-json reads the escape, and a number written as a string.
+        assert_eq!(ids(&d), ["e1", "e2", "e3"]);
+        assert_eq!(d.rejects.len(), 1, "{:?}", d.rejects);
+        let payloads: Vec<Option<&[u8]>> = msgs.iter().map(|m| Some(m.as_bytes())).collect();
+        let reference = EventDecoder::new(4096).decode_with_arrow_json(&payloads);
+        assert_eq!(reference.declined, 0, "no fast path to decline");
+        assert_eq!(ids(&reference), ids(&d));
     }
 
     #[test]
