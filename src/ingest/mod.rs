@@ -480,9 +480,17 @@ impl Ingest {
         if keep.iter().all(|k| *k) {
             return Some(batch);
         }
-        filter_record_batch(&batch, &BooleanArray::from(keep))
-            .ok()
-            .filter(|b| b.num_rows() > 0)
+        match filter_record_batch(&batch, &BooleanArray::from(keep.clone())) {
+            Ok(b) => Some(b).filter(|b| b.num_rows() > 0),
+            Err(e) => {
+                // A bug, not bad input (logged): the on-time rows are dead-lettered, not lost.
+                tracing::error!(error = %e, "Could not filter late events out of a batch.");
+                let kept = rows.iter().zip(&keep).filter(|(_, k)| **k);
+                rejects
+                    .extend(kept.map(|(&i, _)| decode::internal(i, "could not drop late events")));
+                None
+            }
+        }
     }
 
     /// Per-partition clocks as metrics. On the linger tick, not per batch: it rebuilds the

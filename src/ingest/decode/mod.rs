@@ -53,10 +53,13 @@ pub enum RejectReason {
     /// the wrong number of columns, bytes the encoding cannot decode, a JSON record that is
     /// not an object).
     InvalidRecord,
+    /// chainwatch could not process a valid-looking message (an Arrow kernel failed where it
+    /// cannot fail on good code): a bug, dead-lettered rather than lost. Report it.
+    Internal,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 10] = [
+    pub const ALL: [RejectReason; 11] = [
         RejectReason::InvalidJson,
         RejectReason::WrongType,
         RejectReason::UnknownKind,
@@ -67,6 +70,7 @@ impl RejectReason {
         RejectReason::LateEvent,
         RejectReason::TooLarge,
         RejectReason::InvalidRecord,
+        RejectReason::Internal,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,6 +85,7 @@ impl RejectReason {
             RejectReason::LateEvent => "late_event",
             RejectReason::TooLarge => "too_large",
             RejectReason::InvalidRecord => "invalid_record",
+            RejectReason::Internal => "internal_error",
         }
     }
 }
@@ -300,7 +305,14 @@ impl EventDecoder {
         let batch = match batches.len() {
             0 => None,
             1 => batches.pop(),
-            _ => concat(&self.schema, &batches),
+            _ => match concat(&self.schema, &batches) {
+                Some(b) => Some(b),
+                None => {
+                    // A bug (logged): the rows are dead-lettered, not dropped.
+                    rejects.extend(rows.drain(..).map(|i| internal(i, "could not concatenate")));
+                    None
+                }
+            },
         };
         (batch, rows)
     }
@@ -344,6 +356,15 @@ impl EventDecoder {
             }
         }
     }
+}
+
+/// A message lost to a bug rather than to its content: dead-lettered with the step that failed.
+pub(crate) fn internal(index: usize, step: &str) -> Reject {
+    reject(
+        index,
+        RejectReason::Internal,
+        format!("{step} (a chainwatch bug, not bad input: please report it)"),
+    )
 }
 
 fn reject(index: usize, reason: RejectReason, detail: impl Into<String>) -> Reject {
@@ -586,10 +607,18 @@ fn validate(batch: RecordBatch, rows: Vec<usize>, mut rejects: Vec<Reject>) -> D
             rejects,
             ..Decoded::default()
         },
-        _ => Decoded {
+        Ok(_) => Decoded {
             rejects,
             ..Decoded::default()
         },
+        Err(e) => {
+            tracing::error!(error = %e, "Could not filter a decoded batch.");
+            rejects.extend(kept_rows.iter().map(|&i| internal(i, "could not filter")));
+            Decoded {
+                rejects,
+                ..Decoded::default()
+            }
+        }
     }
 }
 
