@@ -155,6 +155,17 @@ impl ResumeContext {
 }
 
 impl ClientContext for ResumeContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown)
+        ) {
+            self.health.connection_lost();
+        }
+        // What librdkafka's default context does with the error.
+        tracing::error!(target: "rdkafka::client", "librdkafka: {error}: {reason}");
+    }
+
     fn stats_raw(&self, statistics: &[u8]) {
         match serde_json::from_slice::<Stats>(statistics) {
             Ok(stats) => self.health.update(&stats),
@@ -203,6 +214,9 @@ struct HealthView {
     brokers: HashMap<i32, bool>,
     /// (topic, partition) -> leader's node id.
     leaders: HashMap<(String, i32), i32>,
+    /// librdkafka reported a lost broker connection after the last statistics: no leader
+    /// counts as up until the next statistics say which connections are.
+    lost_since_stats: bool,
 }
 
 impl BrokerHealth {
@@ -218,6 +232,9 @@ impl BrokerHealth {
     /// then the only high watermarks known come from fetch responses that just arrived.
     pub fn leader_up(&self, topic: &str, partition: i32) -> bool {
         self.0.lock().is_ok_and(|v| {
+            if v.lost_since_stats {
+                return false;
+            }
             !v.known
                 || v.leaders
                     .get(&(topic.to_string(), partition))
@@ -227,11 +244,23 @@ impl BrokerHealth {
         })
     }
 
+    /// A broker connection was lost (librdkafka's error callback, at once). The statistics
+    /// say so only at their next interval (1 s): until then a partition whose last records
+    /// reached the broker just before it went down could look caught up, turn idle (the test
+    /// idle timeout is 200 ms) and let the watermark pass records it has not read, which are
+    /// late when the broker is back (seen in the broker-outage test, 1 event of 600).
+    pub fn connection_lost(&self) {
+        if let Ok(mut v) = self.0.lock() {
+            v.lost_since_stats = true;
+        }
+    }
+
     fn update(&self, stats: &Stats) {
         let Ok(mut v) = self.0.lock() else {
             return;
         };
         v.known = true;
+        v.lost_since_stats = false;
         // Bootstrap and internal entries have no node id (-1): only brokers from metadata.
         v.brokers = stats
             .brokers
@@ -633,6 +662,35 @@ mod tests {
         poll_until(false).await;
         cluster.broker_up(1).expect("broker up");
         poll_until(true).await;
+    }
+
+    /// A lost connection (the error callback) takes every leader down at once, until the next
+    /// statistics say which connections are up.
+    #[test]
+    fn a_lost_connection_holds_leaders_down_until_the_next_statistics() {
+        let stats = |state: &str| -> Stats {
+            serde_json::from_value(serde_json::json!({
+                "brokers": {"127.0.0.1:9092/1": {"nodeid": 1, "state": state}},
+                "topics": {"t": {"partitions": {"0": {"partition": 0, "leader": 1}}}}
+            }))
+            .expect("statistics")
+        };
+        let health = BrokerHealth::default();
+        health.update(&stats("UP"));
+        assert!(health.leader_up("t", 0));
+        health.connection_lost();
+        assert!(!health.leader_up("t", 0), "down at once");
+        assert_eq!(
+            health.connected(),
+            Some(true),
+            "readiness waits for the statistics"
+        );
+        health.update(&stats("UP"));
+        assert!(health.leader_up("t", 0), "the statistics say it is back");
+        health.connection_lost();
+        health.update(&stats("DOWN"));
+        assert!(!health.leader_up("t", 0));
+        assert_eq!(health.connected(), Some(false));
     }
 
     /// The queried high watermarks only go forward: an answer from before a later one (the
