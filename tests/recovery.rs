@@ -698,6 +698,8 @@ async fn handover(name: &str, restarted: bool) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The other member's three partitions are counted as held elsewhere.
+    wait_metric(&base, 10, "chainwatch_ingest_unassigned_partitions", 3.0).await;
     let s = get_json(&base, "/api/status").await;
     // Restarted: where the other member's partitions were checkpointed. First start: it has
     // not moved (the other member's partitions delivered nothing here).
@@ -715,6 +717,7 @@ async fn handover(name: &str, restarted: bool) {
     let m = get_text(&base, "/metrics").await;
     assert_eq!(late_events(&m).unwrap_or(0.0), 0.0, "{s:#}");
     assert_eq!(s["records_dead_lettered"].as_u64(), Some(0), "{s:#}");
+    wait_metric(&base, 10, "chainwatch_ingest_unassigned_partitions", 0.0).await;
     // The first two rounds applied (their steps closed), the last one buffered.
     assert_eq!(s["records_applied"].as_u64(), Some(12), "{s:#}");
     second.shutdown().await;

@@ -261,6 +261,23 @@ pub fn sample(metrics: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f6
 }
 
 /// `/readyz`'s status code (0 when the request fails).
+/// Poll `/metrics` until the unlabelled `metric` reads `want` (within `secs`).
+pub async fn wait_metric(base: &str, secs: u64, metric: &str, want: f64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let m = get_text(base, "/metrics").await;
+        let got = sample(&m, metric, &[]);
+        if got == Some(want) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{metric} is {got:?}, not {want}, after {secs} s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 pub async fn readyz(base: &str) -> u16 {
     http()
         .get(format!("{base}/readyz"))

@@ -132,6 +132,10 @@ pub const SELF_METRICS: &[(&str, &str)] = &[
         "1 while watermark alignment holds a partition paused (ahead of the slowest, or waiting for a partition that has delivered nothing yet).",
     ),
     (
+        "chainwatch_ingest_unassigned_partitions",
+        "Partitions of the subscribed topics not assigned to this instance: another member of the consumer group holds them (or a rebalance is under way), and the watermark waits for them.",
+    ),
+    (
         "chainwatch_ingest_paused_partitions",
         "Partitions paused because their event time ran more than [event_time] max_drift ahead of the slowest one (watermark alignment).",
     ),
@@ -296,6 +300,7 @@ pub struct Metrics {
     pub partition_idle: IntGaugeVec,
     pub partition_paused: IntGaugeVec,
     pub paused_partitions: IntGauge,
+    pub unassigned_partitions: IntGauge,
     pub applied: IntCounterVec,
     pub duplicates: IntCounter,
     pub orphans: IntCounter,
@@ -421,6 +426,9 @@ impl Metrics {
             )),
             paused_partitions: reg!(IntGauge::with_opts(opts(
                 "chainwatch_ingest_paused_partitions"
+            ))),
+            unassigned_partitions: reg!(IntGauge::with_opts(opts(
+                "chainwatch_ingest_unassigned_partitions"
             ))),
             applied: reg!(IntCounterVec::new(
                 opts("chainwatch_state_events_applied_total"),

@@ -565,6 +565,7 @@ pub async fn start_on(
         tokio::spawn(monitor(
             consumer.clone(),
             shared.clone(),
+            config.kafka.group_id.clone(),
             shutdown_rx.clone(),
         )),
     ));
@@ -589,15 +590,21 @@ pub async fn start_on(
 /// `chainwatch_ingest_high_watermark_age_seconds` says how old it is. A busy broker answers late
 /// now and then, and that is not an outage; a broker that answers nothing for a few seconds
 /// holds every partition back from idleness (`QueriedHighs`).
+///
+/// It also counts the partitions of the subscribed topics this instance is not assigned
+/// (`chainwatch_ingest_unassigned_partitions`): another member of the consumer group holds
+/// them, and the watermark waits for them. Warned about once it lasts [`SHARED_GROUP_AFTER`].
 async fn monitor(
     consumer: Arc<kafka::IngestConsumer>,
     shared: Arc<Shared>,
+    group_id: String,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut answering = true;
     let mut since_counted = COUNT_PARTITIONS_EVERY;
+    let mut shared_group = SharedGroup::default();
     loop {
         tokio::select! {
             _ = shutdown.changed() => break,
@@ -650,9 +657,97 @@ async fn monitor(
                 .with_label_values(&[&p.topic, &p.partition.to_string()])
                 .set(p.lag);
         }
+        let subscribed: Vec<String> = consumer.subscription().map_or_else(
+            |_| Vec::new(),
+            |s| s.elements().iter().map(|e| e.topic().to_string()).collect(),
+        );
+        let elsewhere = unassigned(
+            &subscribed,
+            consumer.context().partition_counts(),
+            &round.assignment,
+        );
+        shared
+            .metrics
+            .unassigned_partitions
+            .set(i64::try_from(elsewhere.len()).unwrap_or(i64::MAX));
+        shared_group.observe(&elsewhere, &group_id, std::time::Instant::now());
         if let Ok(mut s) = shared.partitions.write() {
             *s = merge_status(&s, round);
         }
+    }
+}
+
+/// The partitions of the `subscribed` topics (as many as the brokers said each has) that are
+/// not in `assignment`, in topic and partition order. A topic not counted yet has none.
+fn unassigned(
+    subscribed: &[String],
+    counts: &kafka::PartitionCounts,
+    assignment: &[(String, i32)],
+) -> Vec<(String, i32)> {
+    let mine: std::collections::HashSet<(&str, i32)> =
+        assignment.iter().map(|(t, p)| (t.as_str(), *p)).collect();
+    let mut topics: Vec<&String> = subscribed.iter().collect();
+    topics.sort();
+    topics.dedup();
+    topics
+        .into_iter()
+        .flat_map(|t| (0..counts.get(t).unwrap_or(0)).map(move |p| (t, p)))
+        .filter(|(t, p)| !mine.contains(&(t.as_str(), *p)))
+        .map(|(t, p)| (t.clone(), p))
+        .collect()
+}
+
+/// A rebalance leaves partitions unassigned for a few seconds; longer, another member of the
+/// group holds them.
+const SHARED_GROUP_AFTER: Duration = Duration::from_secs(30);
+
+/// Whether partitions have been unassigned for [`SHARED_GROUP_AFTER`]: logged once when it
+/// starts, once when it ends.
+#[derive(Debug, Default)]
+struct SharedGroup {
+    /// Since when some partition has been unassigned.
+    since: Option<std::time::Instant>,
+    warned: bool,
+}
+
+impl SharedGroup {
+    /// Note this round's unassigned partitions; true when this call warned.
+    fn observe(
+        &mut self,
+        elsewhere: &[(String, i32)],
+        group_id: &str,
+        now: std::time::Instant,
+    ) -> bool {
+        if elsewhere.is_empty() {
+            if self.warned {
+                tracing::info!(
+                    group = group_id,
+                    "Every partition of the input is assigned to this instance again."
+                );
+            }
+            *self = SharedGroup::default();
+            return false;
+        }
+        let since = *self.since.get_or_insert(now);
+        if self.warned || now.duration_since(since) < SHARED_GROUP_AFTER {
+            return false;
+        }
+        self.warned = true;
+        let shown: Vec<String> = elsewhere
+            .iter()
+            .take(10)
+            .map(|(t, p)| format!("{t}/{p}"))
+            .collect();
+        tracing::warn!(
+            group = group_id,
+            unassigned = elsewhere.len(),
+            partitions = %shown.join(", "),
+            "Partitions of the input are not assigned to this instance: another member of the \
+             consumer group holds them. chainwatch runs as one instance per group \
+             (docs/operations.md, Scale-out); the watermark waits for these partitions until \
+             they are handed back."
+        );
+        true
     }
 }
 
@@ -827,6 +922,42 @@ fn merge_status(before: &[PartitionStatus], round: LagRound) -> Vec<PartitionSta
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unassigned_partitions_are_those_of_subscribed_topics_held_elsewhere() {
+        let counts = kafka::PartitionCounts::default();
+        counts.note("erp", 3);
+        counts.note("wms", 2);
+        let subscribed = ["wms", "erp", "logistics", "erp"].map(String::from);
+        let mine = [("erp".to_string(), 1), ("wms".to_string(), 0)];
+        // logistics is not counted yet: none of it is known to be missing.
+        assert_eq!(
+            unassigned(&subscribed, &counts, &mine),
+            [("erp", 0), ("erp", 2), ("wms", 1)].map(|(t, p)| (t.to_string(), p))
+        );
+        let all: Vec<(String, i32)> = [("erp", 0), ("erp", 1), ("erp", 2), ("wms", 0), ("wms", 1)]
+            .map(|(t, p)| (t.to_string(), p))
+            .into();
+        assert!(unassigned(&subscribed, &counts, &all).is_empty());
+        // An assigned partition of a topic no longer subscribed does not count either way.
+        assert!(unassigned(&["wms".to_string()], &counts, &all).is_empty());
+    }
+
+    #[test]
+    fn a_shared_group_is_warned_about_once_after_it_lasts() {
+        let t0 = std::time::Instant::now();
+        let held = vec![("erp".to_string(), 1)];
+        let mut g = SharedGroup::default();
+        assert!(!g.observe(&held, "g", t0), "a rebalance takes a moment");
+        assert!(!g.observe(&held, "g", t0 + Duration::from_secs(29)));
+        assert!(g.observe(&held, "g", t0 + SHARED_GROUP_AFTER));
+        assert!(!g.observe(&held, "g", t0 + Duration::from_secs(60)), "once");
+        // Handed back, then held again: a new episode, warned about after it lasts again.
+        assert!(!g.observe(&[], "g", t0 + Duration::from_secs(61)));
+        assert!(!g.observe(&held, "g", t0 + Duration::from_secs(62)));
+        assert!(!g.observe(&held, "g", t0 + Duration::from_secs(91)));
+        assert!(g.observe(&held, "g", t0 + Duration::from_secs(92)));
+    }
 
     fn status(topic: &str, partition: i32, high: i64) -> PartitionStatus {
         PartitionStatus {
