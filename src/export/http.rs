@@ -345,6 +345,14 @@ async fn status(State(s): State<Arc<Shared>>) -> Json<Value> {
     let view = s.rules();
     let last = &view.last_reload;
     let partitions = s.partitions.read().map(|p| p.clone()).unwrap_or_default();
+    let unassigned: Vec<Value> = s.unassigned.read().map_or_else(
+        |_| Vec::new(),
+        |u| {
+            u.iter()
+                .map(|(topic, partition)| json!({"topic": topic, "partition": partition}))
+                .collect()
+        },
+    );
     let state = s.state.read().map(|p| p.clone()).unwrap_or_default();
     let firing = eval
         .alerts
@@ -366,6 +374,7 @@ async fn status(State(s): State<Arc<Shared>>) -> Json<Value> {
             "window_records": state.window_records,
         },
         "partitions": partitions,
+        "unassigned_partitions": unassigned,
         "lag": partitions.iter().map(|p| p.lag).sum::<i64>(),
         "evaluation": {
             "number": eval.number,

@@ -157,6 +157,9 @@ pub struct Shared {
     pub metrics: Metrics,
     pub evaluation: RwLock<Arc<Evaluation>>,
     pub partitions: RwLock<Vec<PartitionStatus>>,
+    /// Partitions of the subscribed topics assigned to another member of the group (topic,
+    /// partition), as of the monitor's last round.
+    pub unassigned: RwLock<Vec<(String, i32)>>,
     pub state: RwLock<StateStatus>,
     pub dead_lettered: AtomicU64,
     /// True once the consumer has joined its group and rules are loaded.
@@ -189,6 +192,7 @@ impl Shared {
             metrics,
             evaluation: RwLock::new(Arc::new(Evaluation::default())),
             partitions: RwLock::new(Vec::new()),
+            unassigned: RwLock::new(Vec::new()),
             state: RwLock::new(StateStatus::default()),
             dead_lettered: AtomicU64::new(0),
             ready: AtomicBool::new(false),

@@ -671,6 +671,9 @@ async fn monitor(
             .unassigned_partitions
             .set(i64::try_from(elsewhere.len()).unwrap_or(i64::MAX));
         shared_group.observe(&elsewhere, &group_id, std::time::Instant::now());
+        if let Ok(mut u) = shared.unassigned.write() {
+            *u = elsewhere;
+        }
         if let Ok(mut s) = shared.partitions.write() {
             *s = merge_status(&s, round);
         }
