@@ -133,7 +133,7 @@ pub const SELF_METRICS: &[(&str, &str)] = &[
     ),
     (
         "chainwatch_ingest_unassigned_partitions",
-        "Partitions of the subscribed topics not assigned to this instance: another member of the consumer group holds them (or a rebalance is under way), and the watermark waits for them.",
+        "Partitions of the subscribed topics not assigned to this instance (0 while no broker connection is up): another member of the consumer group holds them (or a rebalance is under way), and the watermark waits for them.",
     ),
     (
         "chainwatch_ingest_paused_partitions",

@@ -592,8 +592,9 @@ pub async fn start_on(
 /// holds every partition back from idleness (`QueriedHighs`).
 ///
 /// It also counts the partitions of the subscribed topics this instance is not assigned
-/// (`chainwatch_ingest_unassigned_partitions`): another member of the consumer group holds
-/// them, and the watermark waits for them. Warned about once it lasts [`SHARED_GROUP_AFTER`].
+/// (`chainwatch_ingest_unassigned_partitions`, while connected): another member of the
+/// consumer group holds them, and the watermark waits for them. Warned about once it lasts
+/// [`SHARED_GROUP_AFTER`].
 async fn monitor(
     consumer: Arc<kafka::IngestConsumer>,
     shared: Arc<Shared>,
@@ -661,11 +662,17 @@ async fn monitor(
             |_| Vec::new(),
             |s| s.elements().iter().map(|e| e.topic().to_string()).collect(),
         );
-        let elsewhere = unassigned(
-            &subscribed,
-            consumer.context().partition_counts(),
-            &round.assignment,
-        );
+        // Without brokers the assignment says nothing of other members (a long outage ends
+        // in a rejoin): counted only while connected.
+        let elsewhere = if connected {
+            unassigned(
+                &subscribed,
+                consumer.context().partition_counts(),
+                &round.assignment,
+            )
+        } else {
+            Vec::new()
+        };
         shared
             .metrics
             .unassigned_partitions
