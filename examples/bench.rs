@@ -578,6 +578,29 @@ struct E2e {
     bare: f64,
     /// Events applied when chainwatch stopped making progress short of all of them.
     stalled: Option<(u64, usize)>,
+    /// `GET /healthz` response times (ms, sorted) while chainwatch caught up: a runtime worker
+    /// held by CPU work answers late.
+    healthz_ms: Vec<f64>,
+}
+
+/// `GET /healthz` every 20 ms until `stop` turns true: each response time in ms, sorted. A
+/// request that fails counts as its time to fail.
+async fn probe_healthz(base: String, stop: tokio::sync::watch::Receiver<bool>) -> Vec<f64> {
+    let client = reqwest::Client::new();
+    let url = format!("{base}/healthz");
+    let mut took = Vec::new();
+    while !*stop.borrow() {
+        let t = Instant::now();
+        let _ = client
+            .get(&url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status());
+        took.push(t.elapsed().as_secs_f64() * 1000.0);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    took.sort_by(f64::total_cmp);
+    took
 }
 
 /// A scaled simulator history (a realistic mix of all kinds) produced to tansu, then drained
@@ -669,6 +692,11 @@ async fn bench_end_to_end(suppliers: usize, days: i64) -> Option<E2e> {
     // The heartbeats' own step stays open: done when every other event is applied.
     let target = n - heartbeats;
     let running = pipeline::start(config).await.ok()?;
+    let (stop_probe, probe_stop) = tokio::sync::watch::channel(false);
+    let probe = tokio::spawn(probe_healthz(
+        format!("http://{}", running.http_addr),
+        probe_stop,
+    ));
     let mut first: Option<Instant> = None;
     // A run takes seconds: a minute without progress is a stall, reported as such.
     let mut progress = (0, Instant::now());
@@ -688,6 +716,8 @@ async fn bench_end_to_end(suppliers: usize, days: i64) -> Option<E2e> {
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
     let chainwatch = target as f64 / first?.elapsed().as_secs_f64().max(1e-9);
+    let _ = stop_probe.send(true);
+    let healthz_ms = probe.await.unwrap_or_default();
     if stalled.is_some() {
         let m = &running.shared.metrics;
         let (received, skipped) = (
@@ -719,6 +749,7 @@ async fn bench_end_to_end(suppliers: usize, days: i64) -> Option<E2e> {
         chainwatch,
         bare,
         stalled,
+        healthz_ms,
     })
 }
 
@@ -1528,7 +1559,8 @@ fn main() -> anyhow::Result<()> {
         println!(
             "\nend to end from tansu (SQLite storage, 2 partitions per topic, broker on the same 2 cores)"
         );
-        match rt.block_on(bench_end_to_end(suppliers, days)) {
+        let e2e = rt.block_on(bench_end_to_end(suppliers, days));
+        match &e2e {
             Some(E2e {
                 stalled: Some((done, target)),
                 ..
@@ -1548,6 +1580,15 @@ fn main() -> anyhow::Result<()> {
                 println!("  skipped: tansu not on PATH or the broker did not start (make deps)");
                 skipped.push("e2e");
             }
+        }
+        if let Some(e) = e2e.as_ref().filter(|e| !e.healthz_ms.is_empty()) {
+            println!(
+                "  GET /healthz while catching up ({} requests, every 20 ms): p50 {:.1} ms   p99 {:.1} ms   max {:.1} ms",
+                e.healthz_ms.len(),
+                percentile(&e.healthz_ms, 0.5),
+                percentile(&e.healthz_ms, 0.99),
+                e.healthz_ms.last().copied().unwrap_or(0.0),
+            );
         }
     }
 
