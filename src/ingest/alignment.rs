@@ -77,17 +77,12 @@ impl Ingest {
             }
             // Every partition of the input, assigned here or not, once the brokers have said
             // how many each topic has.
-            let counts = self.consumer.context().partition_counts();
-            let known: Option<Vec<(Arc<str>, i32)>> = topics
-                .iter()
-                .map(|t| {
-                    let n = counts.get(t)?;
-                    let topic: Arc<str> = Arc::from(t.as_str());
-                    Some((0..n).map(move |p| (topic.clone(), p)).collect::<Vec<_>>())
-                })
-                .collect::<Option<Vec<_>>>()
-                .map(|each| each.into_iter().flatten().collect());
-            if let Some(known) = known.filter(|_| !topics.is_empty()) {
+            let (known, all) = self
+                .consumer
+                .context()
+                .partition_counts()
+                .partitions(&topics);
+            if all && !topics.is_empty() {
                 moved |= self.watermark.expect(known, now);
             }
         }

@@ -192,6 +192,30 @@ impl PartitionCounts {
     pub fn get(&self, topic: &str) -> Option<i32> {
         self.0.lock().ok()?.get(topic).copied()
     }
+
+    /// Every partition of `topics` (in topic and partition order, each topic once) as far as
+    /// the brokers have said, and whether they have said for every topic: a topic not counted
+    /// yet adds none.
+    pub fn partitions<T: AsRef<str>>(&self, topics: &[T]) -> (Vec<(Arc<str>, i32)>, bool) {
+        let mut topics: Vec<&str> = topics.iter().map(AsRef::as_ref).collect();
+        topics.sort_unstable();
+        topics.dedup();
+        let Ok(counts) = self.0.lock() else {
+            return (Vec::new(), false);
+        };
+        let mut all = true;
+        let mut partitions = Vec::new();
+        for t in topics {
+            match counts.get(t) {
+                Some(&n) => {
+                    let topic: Arc<str> = Arc::from(t);
+                    partitions.extend((0..n).map(|p| (topic.clone(), p)));
+                }
+                None => all = false,
+            }
+        }
+        (partitions, all)
+    }
 }
 
 /// Whether the consumer is connected to the brokers, as librdkafka sees it: a broker is up
@@ -662,6 +686,25 @@ mod tests {
         poll_until(false).await;
         cluster.broker_up(1).expect("broker up");
         poll_until(true).await;
+    }
+
+    /// Every partition of the counted topics, each topic once and in order; a topic not
+    /// counted makes the list incomplete, a topic the brokers do not know (0) does not.
+    #[test]
+    fn partitions_lists_counted_topics_and_says_whether_all_were() {
+        let counts = PartitionCounts::default();
+        counts.note("b", 2);
+        counts.note("a", 1);
+        counts.note("gone", 0);
+        let (parts, all) = counts.partitions(&["b", "a", "b", "gone"]);
+        let parts: Vec<(&str, i32)> = parts.iter().map(|(t, p)| (&**t, *p)).collect();
+        assert_eq!(parts, [("a", 0), ("b", 0), ("b", 1)]);
+        assert!(all);
+        let (parts, all) = counts.partitions(&["a", "new"]);
+        assert_eq!(parts.len(), 1);
+        assert!(!all, "\"new\" is not counted yet");
+        let (parts, all) = counts.partitions::<&str>(&[]);
+        assert!(parts.is_empty() && all);
     }
 
     /// A lost connection (the error callback) takes every leader down at once, until the next

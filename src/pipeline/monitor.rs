@@ -50,13 +50,17 @@ pub(super) async fn monitor(
         let connected = consumer.context().health().connected() == Some(true);
         shared.metrics.connected.set(i64::from(connected));
         since_counted += 1;
+        let subscribed: Vec<String> = consumer.subscription().map_or_else(
+            |_| Vec::new(),
+            |s| s.elements().iter().map(|e| e.topic().to_string()).collect(),
+        );
         // A topic not counted yet (at start, a feed just subscribed) is asked at once.
-        let uncounted = consumer.subscription().is_ok_and(|s| {
-            let counts = consumer.context().partition_counts();
-            s.elements().iter().any(|e| counts.get(e.topic()).is_none())
-        });
-        if uncounted || since_counted >= COUNT_PARTITIONS_EVERY {
-            count_partitions(&consumer).await;
+        let (_, all_counted) = consumer
+            .context()
+            .partition_counts()
+            .partitions(&subscribed);
+        if !all_counted || since_counted >= COUNT_PARTITIONS_EVERY {
+            count_partitions(&consumer, &subscribed).await;
             since_counted = 0;
         }
         let round = lag_round(&consumer).await;
@@ -94,10 +98,6 @@ pub(super) async fn monitor(
                 .with_label_values(&[&p.topic, &p.partition.to_string()])
                 .set(p.lag);
         }
-        let subscribed: Vec<String> = consumer.subscription().map_or_else(
-            |_| Vec::new(),
-            |s| s.elements().iter().map(|e| e.topic().to_string()).collect(),
-        );
         // Without brokers the assignment says nothing of other members (a long outage ends
         // in a rejoin): counted only while connected.
         let elsewhere = if connected {
@@ -132,14 +132,11 @@ fn unassigned(
 ) -> Vec<(String, i32)> {
     let mine: std::collections::HashSet<(&str, i32)> =
         assignment.iter().map(|(t, p)| (t.as_str(), *p)).collect();
-    let mut topics: Vec<&String> = subscribed.iter().collect();
-    topics.sort();
-    topics.dedup();
-    topics
+    let (partitions, _) = counts.partitions(subscribed);
+    partitions
         .into_iter()
-        .flat_map(|t| (0..counts.get(t).unwrap_or(0)).map(move |p| (t, p)))
-        .filter(|(t, p)| !mine.contains(&(t.as_str(), *p)))
-        .map(|(t, p)| (t.clone(), p))
+        .filter(|(t, p)| !mine.contains(&(&**t, *p)))
+        .map(|(t, p)| (t.to_string(), p))
         .collect()
 }
 
@@ -201,13 +198,9 @@ impl SharedGroup {
 /// [`LAG_QUERIES_AT_ONCE`] at a time, 2 s each at most), noted in the consumer's
 /// `PartitionCounts` for the watermark. A topic the brokers do not know counts as none; a
 /// request that fails notes nothing (the topic is asked again next round).
-async fn count_partitions(c: &Arc<kafka::IngestConsumer>) {
+async fn count_partitions(c: &Arc<kafka::IngestConsumer>, topics: &[String]) {
     use futures::StreamExt;
-    let topics: Vec<String> = match c.subscription() {
-        Ok(s) => s.elements().iter().map(|e| e.topic().to_string()).collect(),
-        Err(_) => return,
-    };
-    let counted: Vec<_> = futures::stream::iter(topics)
+    let counted: Vec<_> = futures::stream::iter(topics.to_vec())
         .map(|topic| {
             let consumer = c.clone();
             tokio::task::spawn_blocking(move || {
