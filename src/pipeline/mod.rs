@@ -14,7 +14,9 @@
 //!   feeds/, network/ files, network topic --> catalog task --> ingest (feed topics),
 //!                                                           evaluator (network tables)
 //! ```
-//! Channels are bounded, so a slow stage slows the consumer instead of growing memory. Every
+//! Channels are bounded, so a slow stage slows the consumer instead of growing memory. The
+//! state stage runs on a thread of its own (its apply and snapshot are CPU work that would hold
+//! a runtime worker); the other stages are tasks on the runtime. Every
 //! `checkpoint.interval` ingest cuts a checkpoint after a batch; it travels with the data like a
 //! Flink barrier, the state stage and then the evaluator add their share, and the evaluator
 //! writes it and commits its offsets (`stage`, `evaluator`, `crate::state::checkpoint`). On
@@ -493,7 +495,11 @@ pub async fn start_on(
         "ingest",
         tokio::spawn(ingest.run(batch_tx, shutdown_rx.clone())),
     ));
-    tasks.push(("state", tokio::spawn(stage.run(batch_rx, eval_tx))));
+    // Applying and snapshotting is CPU work: on a thread of its own, off the runtime.
+    tasks.push((
+        "state",
+        tokio::task::spawn_blocking(move || stage.run(batch_rx, eval_tx)),
+    ));
     let no_checkpoints = !config.checkpoint.enabled || embedded.is_some();
     let final_commit = consumer.clone();
     tasks.push(("evaluator", tokio::spawn(async move {
