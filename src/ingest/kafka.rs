@@ -188,11 +188,6 @@ impl PartitionCounts {
         }
     }
 
-    /// The partitions of `topic`, if the brokers have said.
-    pub fn get(&self, topic: &str) -> Option<i32> {
-        self.0.lock().ok()?.get(topic).copied()
-    }
-
     /// Every partition of `topics` (in topic and partition order, each topic once) as far as
     /// the brokers have said, and whether they have said for every topic: a topic not counted
     /// yet adds none.
