@@ -254,6 +254,8 @@ pub struct State {
     /// Boxed: the map's entry array grows ahead of its length (up to 1.8x at 1M lines), and
     /// that slack then costs a pointer per line instead of a whole line.
     pub(crate) lines: IndexMap<LineKey, Box<PurchaseLine>>,
+    /// Joined at the back as lines complete, left at the front only in [`State::advance`]
+    /// (which counts them in `deliveries_evicted`): the snapshot's cache relies on both.
     pub(crate) deliveries: VecDeque<Delivery>,
     pub(crate) reschedules: VecDeque<Reschedule>,
     pub(crate) shipments: IndexMap<String, Shipment>,
@@ -282,6 +284,13 @@ pub struct State {
     /// Supplier, part, site and status names, each held once however many records name it.
     #[serde(skip)]
     names: Names,
+    /// Deliveries taken off the front of `deliveries` since this state was built or restored:
+    /// `deliveries[i]` is the `deliveries_evicted + i`-th delivery ever in the window.
+    #[serde(skip)]
+    deliveries_evicted: u64,
+    /// The last snapshot's `deliveries` table, for the next snapshot to build on.
+    #[serde(skip)]
+    deliveries_table: tables::DeliveriesCache,
 }
 
 /// An interner for the names records repeat: a line holds a pointer to a shared name
@@ -823,6 +832,7 @@ impl State {
             .is_some_and(|d| d.received_at < horizon)
         {
             self.deliveries.pop_front();
+            self.deliveries_evicted += 1;
         }
         while self
             .reschedules

@@ -15,17 +15,18 @@
 //! Dates are `Date32`; `due_at` is the end of the promised day (UTC); timestamps are
 //! `Timestamp(ms, UTC)`.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow::array::{
     ArrayBuilder, ArrayRef, BooleanBuilder, Date32Array, Date32Builder, Float64Array,
     Float64Builder, Int64Array, Int64Builder, StringArray, StringBuilder,
     TimestampMillisecondArray, TimestampMillisecondBuilder,
 };
+use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
-use super::{State, DAY_MS};
+use super::{Delivery, State, DAY_MS};
 use crate::events::timestamp_type;
 
 /// Names of the state tables, in the order of [`schemas`].
@@ -286,15 +287,14 @@ fn po_lines(s: &State) -> RecordBatch {
     )
 }
 
-/// The `deliveries` table, in one pass over the window's deliveries.
-fn deliveries(s: &State) -> RecordBatch {
-    let n = s.deliveries.len();
+/// The `deliveries` table of `rows` (`n` of them), in one pass.
+fn deliveries_of<'a>(n: usize, rows: impl Iterator<Item = &'a Delivery>) -> RecordBatch {
     let [mut po, mut supplier, mut part, mut site] = [(); 4].map(|_| str_builder(n));
     let [mut quantity, mut received, mut price] = [(); 3].map(|_| Float64Builder::with_capacity(n));
     let [mut line, mut reschedules] = [(); 2].map(|_| Int64Builder::with_capacity(n));
     let [mut promised, mut original] = [(); 2].map(|_| Date32Builder::with_capacity(n));
     let [mut due, mut received_at] = [(); 2].map(|_| stamp_builder(n));
-    for x in &s.deliveries {
+    for x in rows {
         po.append_value(&x.po);
         line.append_value(x.line);
         supplier.append_value(&x.supplier);
@@ -327,6 +327,58 @@ fn deliveries(s: &State) -> RecordBatch {
             done(&mut reschedules),
         ],
     )
+}
+
+/// The last snapshot's `deliveries` table and the sequence number of its first row (see
+/// `State::deliveries_evicted`). Deliveries join the window at the back and leave it at the
+/// front, so the next snapshot slices off the rows that left, builds only the rows that
+/// joined, and concatenates: a copy of Arrow buffers instead of every row built again from
+/// its record (with 1 M deliveries in the window, most of a snapshot's time). A copy of the
+/// state starts without it.
+#[derive(Debug, Default)]
+pub(crate) struct DeliveriesCache(Mutex<Option<(u64, RecordBatch)>>);
+
+impl Clone for DeliveriesCache {
+    fn clone(&self) -> Self {
+        DeliveriesCache::default()
+    }
+}
+
+/// The `deliveries` table, from the last snapshot's where it can be.
+fn deliveries(s: &State) -> RecordBatch {
+    let all = || deliveries_of(s.deliveries.len(), s.deliveries.iter());
+    // A poisoned lock only means a panic elsewhere mid-snapshot: build without the cache.
+    let Ok(mut cache) = s.deliveries_table.0.lock() else {
+        return all();
+    };
+    let first = s.deliveries_evicted;
+    let end = first + s.deliveries.len() as u64;
+    let table = match cache.take() {
+        Some((from, cached)) => {
+            let cached_end = from + cached.num_rows() as u64;
+            if from <= first && first <= cached_end && cached_end <= end {
+                // Both fit in usize: they are at most the cached table's and the window's length.
+                let kept = cached.slice((first - from) as usize, (cached_end - first) as usize);
+                let joined = (cached_end - first) as usize;
+                let fresh =
+                    deliveries_of(s.deliveries.len() - joined, s.deliveries.range(joined..));
+                match (kept.num_rows(), fresh.num_rows()) {
+                    (_, 0) => kept,
+                    (0, _) => fresh,
+                    _ => concat_batches(&kept.schema(), [&kept, &fresh]).unwrap_or_else(|e| {
+                        // Same schema on both sides: a bug, not data. Rebuild rather than fail.
+                        tracing::error!(error = %e, "Could not extend the deliveries table.");
+                        all()
+                    }),
+                }
+            } else {
+                all()
+            }
+        }
+        None => all(),
+    };
+    *cache = Some((first, table.clone()));
+    table
 }
 
 /// Build every table from the state.
