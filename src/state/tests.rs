@@ -167,12 +167,14 @@ fn the_deliveries_table_built_on_the_last_snapshot_equals_one_built_from_scratch
             .map(|(_, b)| b)
             .expect("deliveries")
     };
+    // (rows in the window, rows that joined it) after each day.
     let mut rows = Vec::new();
     for day in 0..40i64 {
         // 0 to 3 lines complete a day (none on some days), and the window moves on.
         let t = T0 + day * DAY_MS;
+        let joined = day * 7 % 4;
         let mut events = Vec::new();
-        for k in 0..(day * 7 % 4) {
+        for k in 0..joined {
             let po = format!("PO{day}-{k}");
             events.push(created(&format!("c{day}-{k}"), &po, 1, "2026-03-10", t));
             events.push(receipt(&format!("r{day}-{k}"), &po, 1, 100.0, t + 1));
@@ -184,11 +186,15 @@ fn the_deliveries_table_built_on_the_last_snapshot_equals_one_built_from_scratch
         let scratch = deliveries(s.clone().snapshot());
         assert_eq!(deliveries(s.snapshot()), scratch, "day {day}");
         assert_eq!(deliveries(s.snapshot()), scratch, "day {day}, nothing new");
-        rows.push(scratch.num_rows());
+        rows.push((scratch.num_rows(), joined));
     }
     // The window filled, then rows left it on days when none joined, and on days when some did.
-    assert!(rows.iter().max() >= Some(&14), "{rows:?}");
-    assert!(rows.windows(2).any(|w| w[1] < w[0]), "{rows:?}");
+    assert!(rows.iter().map(|r| r.0).max() >= Some(14), "{rows:?}");
+    let shrank = |joins: bool| {
+        rows.windows(2)
+            .any(|w| w[1].0 < w[0].0 && (w[1].1 > 0) == joins)
+    };
+    assert!(shrank(false) && shrank(true), "{rows:?}");
 }
 
 #[test]

@@ -11,9 +11,9 @@
 //! decodes exactly as arrow-json does, and declines the rest before anything is appended:
 //! strings with escapes (they cannot be borrowed), a number written as a string, a timestamp
 //! as a number, a duplicate key, a top-level value that is not an object, a date or timestamp
-//! that does not parse, invalid UTF-8, anything that is not valid JSON. The caller hands what it declines to arrow-json,
-//! which accepts it or rejects it with its reason, so the outcome for every payload is
-//! arrow-json's (a property test compares the two paths).
+//! that does not parse, invalid UTF-8, anything that is not valid JSON. The caller hands what
+//! it declines to arrow-json, which accepts it or rejects it with its reason, so the outcome
+//! for every payload is arrow-json's (a property test compares the two paths).
 
 use std::fmt;
 use std::sync::Arc;
