@@ -309,18 +309,12 @@ fn synthetic_state(z: Sizes) -> State {
     // Completed history: deliveries in the window.
     for c in 0..z.completed {
         let t = T0 + 10 * DAY_MS + (c as i64 % 1000) * 60_000;
-        events.push(format!(
-            r#"{{"event_id":"h{c}","kind":"po_line_created","event_time":"{}","source":"b","po":"H-{c}","line":1,"supplier":"S{}","part":"P1","site":"D1","quantity":1,"unit_price":1,"order_date":"{}","promised_date":"{}"}}"#,
-            iso(t),
+        events.extend(completed_line(
+            &format!("h{c}"),
+            &format!("H-{c}"),
             c % 10_000,
-            date(T0),
-            date(T0 + 9 * DAY_MS)
-        ));
-        events.push(format!(
-            r#"{{"event_id":"hr{c}","kind":"goods_receipt","event_time":"{}","source":"b","po":"H-{c}","line":1,"supplier":"S{}","quantity":1,"received_at":"{}"}}"#,
-            iso(t),
-            c % 10_000,
-            iso(t)
+            9,
+            t,
         ));
         if events.len() >= 4096 {
             flush(&mut events, &mut state);
@@ -371,6 +365,24 @@ async fn median_ms_of_3<F: std::future::Future<Output = ()>>(run: impl Fn() -> F
     median(runs)
 }
 
+/// A line of one unit created and received in full at `t` (a delivery in the window), promised
+/// `promised_day` days after T0: the events `{id}` and `{id}r`.
+fn completed_line(id: &str, po: &str, supplier: usize, promised_day: i64, t: i64) -> [String; 2] {
+    [
+        format!(
+            r#"{{"event_id":"{id}","kind":"po_line_created","event_time":"{}","source":"b","po":"{po}","line":1,"supplier":"S{supplier}","part":"P1","site":"D1","quantity":1,"unit_price":1,"order_date":"{}","promised_date":"{}"}}"#,
+            iso(t),
+            date(T0),
+            date(T0 + promised_day * DAY_MS)
+        ),
+        format!(
+            r#"{{"event_id":"{id}r","kind":"goods_receipt","event_time":"{}","source":"b","po":"{po}","line":1,"supplier":"S{supplier}","quantity":1,"received_at":"{}"}}"#,
+            iso(t),
+            iso(t)
+        ),
+    ]
+}
+
 /// A step's worth of new events before each measured tick: 250 lines created and received in
 /// full (250 new deliveries: 1,000 a second at the service's 250 ms step), so that a snapshot
 /// has new rows to add to the last one's tables.
@@ -378,19 +390,8 @@ fn step_of_completions(state: &mut State, round: usize) {
     let t = T0 + 20 * DAY_MS + round as i64 * 250;
     let mut events = Vec::with_capacity(500);
     for k in 0..250 {
-        events.push(format!(
-            r#"{{"event_id":"sc{round}-{k}","kind":"po_line_created","event_time":"{}","source":"b","po":"ST-{round}-{k}","line":1,"supplier":"S{}","part":"P1","site":"D1","quantity":1,"unit_price":1,"order_date":"{}","promised_date":"{}"}}"#,
-            iso(t),
-            k * 37 % 10_000,
-            date(T0),
-            date(T0 + 19 * DAY_MS)
-        ));
-        events.push(format!(
-            r#"{{"event_id":"sr{round}-{k}","kind":"goods_receipt","event_time":"{}","source":"b","po":"ST-{round}-{k}","line":1,"supplier":"S{}","quantity":1,"received_at":"{}"}}"#,
-            iso(t),
-            k * 37 % 10_000,
-            iso(t)
-        ));
+        let (id, po) = (format!("s{round}-{k}"), format!("ST-{round}-{k}"));
+        events.extend(completed_line(&id, &po, k * 37 % 10_000, 19, t));
     }
     let refs: Vec<Option<&[u8]>> = events.iter().map(|e| Some(e.as_bytes())).collect();
     if let Some(b) = EventDecoder::new(1 << 20).decode(&refs).batch {
