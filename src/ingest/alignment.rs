@@ -1,11 +1,12 @@
 //! Watermark alignment: the assignment and the brokers' answers -> caught-up and paused
 //! partitions.
 //!
-//! In: on every linger tick, the consumer's assigned partitions and positions, the high
-//! watermarks librdkafka fetched or the lag monitor queried (`QueriedHighs`), broker health
-//! and the state stage's buffered-events gauge. Out: which partitions the watermark may treat
-//! as caught up (idle), and which partitions are paused because they ran ahead of the slowest
-//! in event time (`chainwatch_ingest_paused_partitions`).
+//! In: on every linger tick and after a micro-batch that started a partition's clock, the
+//! consumer's assigned partitions and positions, the high watermarks librdkafka fetched or the
+//! lag monitor queried (`QueriedHighs`), broker health and the state stage's buffered-events
+//! gauge. Out: which partitions the watermark may treat as caught up (idle), and which
+//! partitions are paused because they ran ahead of the slowest in event time
+//! (`chainwatch_ingest_paused_partitions`).
 
 use std::sync::Arc;
 

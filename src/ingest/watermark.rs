@@ -187,6 +187,16 @@ impl Watermark {
         self.current.unwrap_or(0)
     }
 
+    /// How many partitions (assigned or parked) have delivered an event: when it grows, a
+    /// partition [`Self::ahead`] counted as waiting for its first events may have a clock.
+    pub fn started(&self) -> usize {
+        self.partitions
+            .values()
+            .chain(self.parked.values())
+            .filter(|c| c.max_event_time.is_some())
+            .count()
+    }
+
     /// Assigned partitions to pause at `now` (watermark alignment, as in Flink): those whose
     /// largest event time is more than `drift_ms` ahead of the slowest active partition.
     /// Reading them on only grows the event buffer: their events wait for the slowest one.
@@ -524,6 +534,27 @@ mod tests {
             t0,
         );
         assert_eq!(r.current(), 100_000, "all assigned, caught up and idle");
+    }
+
+    /// Ingest aligns at once when this grows: a partition's first events, assigned or
+    /// delivered before a refresh saw it assigned; a revoked partition's clock still counts.
+    #[test]
+    fn started_counts_the_partitions_that_delivered_an_event() {
+        let t0 = Instant::now();
+        let mut w = Watermark::new(Duration::ZERO, Duration::ZERO);
+        w.set_assignment([(tp("erp"), 0, false), (tp("erp"), 1, false)], t0);
+        assert_eq!(w.started(), 0, "assigned, nothing delivered");
+        w.observe(&tp("erp"), 0, 5_000, t0);
+        w.observe(&tp("erp"), 0, 6_000, t0);
+        assert_eq!(w.started(), 1, "a second event is no new start");
+        w.observe(&tp("wms"), 0, 1_000, t0);
+        assert_eq!(w.started(), 2, "delivered before the assignment named it");
+        w.set_assignment([(tp("erp"), 1, false), (tp("wms"), 0, false)], t0);
+        assert_eq!(
+            w.started(),
+            2,
+            "erp/0 revoked: its clock is parked, not gone"
+        );
     }
 
     #[test]
