@@ -291,6 +291,10 @@ pub struct State {
     /// The last snapshot's `deliveries` table, for the next snapshot to build on.
     #[serde(skip)]
     deliveries_table: tables::DeliveriesCache,
+    /// The last snapshot's `po_lines` table and the rows changed since: every change to
+    /// `lines` (a line set, added or removed) tells it the position.
+    #[serde(skip)]
+    lines_table: tables::LinesCache,
 }
 
 /// An interner for the names records repeat: a line holds a pointer to a shared name
@@ -575,9 +579,10 @@ impl State {
             EventKind::PoLineCreated | EventKind::PoLineChanged => {
                 let promised = c.promised_date.value(i);
                 // Looked up by the borrowed key, hashed once: only a new line allocates its key.
-                let line = match self.lines.raw_entry_mut_v1().from_key(&key) {
-                    RawEntryMut::Occupied(e) => e.into_mut(),
+                let (index, line) = match self.lines.raw_entry_mut_v1().from_key(&key) {
+                    RawEntryMut::Occupied(e) => (e.index(), e.into_mut()),
                     RawEntryMut::Vacant(e) => {
+                        let index = e.index();
                         let new = Box::new(PurchaseLine {
                             supplier: Arc::from(""),
                             part: Arc::from(""),
@@ -595,9 +600,10 @@ impl State {
                             created_at: t,
                             delivered_at: OptTime::NONE,
                         });
-                        e.insert((key.0.into(), key.1), new).1
+                        (index, e.insert((key.0.into(), key.1), new).1)
                     }
                 };
+                self.lines_table.changed(index);
                 if line.shipment.is_none() && !self.awaiting_line.is_empty() {
                     line.shipment = self.awaiting_line.swap_remove(&key);
                 }
@@ -610,11 +616,19 @@ impl State {
                 line.promised_date = promised;
                 true
             }
-            EventKind::PoLineCancelled => self.lines.swap_remove(&key).is_some(),
+            EventKind::PoLineCancelled => match self.lines.swap_remove_full(&key) {
+                Some((index, ..)) => {
+                    // The last line moved into its place.
+                    self.lines_table.changed(index);
+                    true
+                }
+                None => false,
+            },
             EventKind::SupplierConfirmation => {
-                let Some(line) = self.lines.get_mut(&key) else {
+                let Some((index, _, line)) = self.lines.get_full_mut(&key) else {
                     return false;
                 };
+                self.lines_table.changed(index);
                 let status = c.status.value(i);
                 let previous = line.promised_date;
                 match status {
@@ -647,9 +661,11 @@ impl State {
                 true
             }
             EventKind::GoodsReceipt => {
-                let Some(line) = self.lines.get_mut(&key) else {
+                let Some((index, _, line)) = self.lines.get_full_mut(&key) else {
                     return false;
                 };
+                // Received more, or complete and removed (the last line moved into its place).
+                self.lines_table.changed(index);
                 line.received_quantity += c.quantity.value(i);
                 // A line is complete when at most 2% is missing (split shipments, counting noise).
                 if line.received_quantity >= line.quantity * 0.98 {
@@ -732,8 +748,11 @@ impl State {
                 continue;
             }
             let k: LineKey = (pos.value(j).into(), nums.value(j));
-            match self.lines.get_mut(&k) {
-                Some(l) => l.shipment = Some(shared.clone()),
+            match self.lines.get_full_mut(&k) {
+                Some((index, _, l)) => {
+                    l.shipment = Some(shared.clone());
+                    self.lines_table.changed(index);
+                }
                 None => {
                     all_known = false;
                     self.awaiting_line.insert(k.clone(), shared.clone());
@@ -808,9 +827,10 @@ impl State {
                     .expect("present: just looked up");
                 for k in &s.lines {
                     self.awaiting_line.swap_remove(k);
-                    if let Some(l) = self.lines.get_mut(k) {
+                    if let Some((index, _, l)) = self.lines.get_full_mut(k) {
                         l.shipment = None;
                         l.delivered_at = OptTime::some(t);
+                        self.lines_table.changed(index);
                     }
                 }
             }

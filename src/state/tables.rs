@@ -26,7 +26,7 @@ use arrow::compute::concat_batches;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 
-use super::{Delivery, State, DAY_MS};
+use super::{Delivery, LineKey, PurchaseLine, State, DAY_MS};
 use crate::events::timestamp_type;
 
 /// Names of the state tables, in the order of [`schemas`].
@@ -229,9 +229,11 @@ fn done(b: &mut dyn ArrayBuilder) -> ArrayRef {
     b.finish()
 }
 
-/// The `po_lines` table, in one pass over the open lines.
-fn po_lines(s: &State) -> RecordBatch {
-    let n = s.lines.len();
+/// The `po_lines` table of `rows` (`n` of them), in one pass.
+fn po_lines_of<'a>(
+    n: usize,
+    rows: impl Iterator<Item = (&'a LineKey, &'a PurchaseLine)>,
+) -> RecordBatch {
     let [mut po, mut supplier, mut part, mut site, mut shipment] = [(); 5].map(|_| str_builder(n));
     let [mut quantity, mut received, mut open, mut price] =
         [(); 4].map(|_| Float64Builder::with_capacity(n));
@@ -240,7 +242,7 @@ fn po_lines(s: &State) -> RecordBatch {
         [(); 3].map(|_| Date32Builder::with_capacity(n));
     let [mut due, mut created, mut delivered] = [(); 3].map(|_| stamp_builder(n));
     let [mut confirmed, mut backordered] = [(); 2].map(|_| BooleanBuilder::with_capacity(n));
-    for ((k_po, k_line), l) in &s.lines {
+    for ((k_po, k_line), l) in rows {
         po.append_value(k_po);
         line_no.append_value(*k_line);
         supplier.append_value(&l.supplier);
@@ -285,6 +287,139 @@ fn po_lines(s: &State) -> RecordBatch {
             done(&mut delivered),
         ],
     )
+}
+
+/// The last snapshot's `po_lines` table, and the rows changed since: positions in
+/// `State::lines` set, added, or filled by another line moved there (an `IndexMap` swap
+/// removal). The next snapshot builds only the changed rows and copies the others from it as
+/// slices: about as many changes per tick as events, against a million open lines built from
+/// their records. A copy of the state starts without it.
+#[derive(Debug, Default)]
+pub(crate) struct LinesCache(Mutex<LinesTable>);
+
+#[derive(Debug, Default)]
+struct LinesTable {
+    table: Option<RecordBatch>,
+    /// Positions changed since `table` was built, in any order, repeats allowed.
+    changed: Vec<usize>,
+    /// Too many changes to be worth patching: the next snapshot builds the table whole.
+    whole: bool,
+    /// Snapshots that patched the last table (for tests: the cache is used at all).
+    patched: u64,
+}
+
+impl Clone for LinesCache {
+    fn clone(&self) -> Self {
+        LinesCache::default()
+    }
+}
+
+impl LinesCache {
+    /// How many snapshots patched the last table instead of building it whole.
+    #[cfg(test)]
+    pub(crate) fn patched(&self) -> u64 {
+        self.0.lock().map_or(0, |t| t.patched)
+    }
+
+    /// The row at `index` of `State::lines` changed. No lock: the state is borrowed mutably.
+    pub(crate) fn changed(&mut self, index: usize) {
+        let t = self
+            .0
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(table) = &t.table else {
+            return;
+        };
+        if t.whole {
+            return;
+        }
+        t.changed.push(index);
+        if t.changed.len() > table.num_rows() / 4 + 1024 {
+            t.whole = true;
+            t.changed = Vec::new();
+        }
+    }
+}
+
+/// The `po_lines` table, from the last snapshot's where it can be.
+fn po_lines(s: &State) -> RecordBatch {
+    let n = s.lines.len();
+    let all = || po_lines_of(n, s.lines.iter().map(|(k, l)| (k, &**l)));
+    // A poisoned lock only means a panic elsewhere mid-snapshot: build without the cache.
+    let Ok(mut cache) = s.lines_table.0.lock() else {
+        return all();
+    };
+    let mut changed = std::mem::take(&mut cache.changed);
+    let mut patched = cache.patched;
+    let table = match cache.table.take() {
+        Some(last) if !cache.whole => match patch_lines(s, &last, &mut changed) {
+            Some(t) => {
+                patched += 1;
+                t
+            }
+            None => all(),
+        },
+        _ => all(),
+    };
+    changed.clear();
+    *cache = LinesTable {
+        table: Some(table.clone()),
+        changed,
+        whole: false,
+        patched,
+    };
+    table
+}
+
+/// `last` with the `changed` rows built again from `s.lines`, as concatenated slices: runs of
+/// unchanged rows from `last`, runs of changed ones built fresh. None when `last` lacks a row
+/// that did not change (an untracked change: a bug, the table is then built whole).
+fn patch_lines(s: &State, last: &RecordBatch, changed: &mut Vec<usize>) -> Option<RecordBatch> {
+    let n = s.lines.len();
+    changed.retain(|i| *i < n);
+    changed.sort_unstable();
+    changed.dedup();
+    if changed.is_empty() && last.num_rows() == n {
+        return Some(last.clone());
+    }
+    let fresh = po_lines_of(
+        changed.len(),
+        changed
+            .iter()
+            .filter_map(|i| s.lines.get_index(*i))
+            .map(|(k, l)| (k, &**l)),
+    );
+    if fresh.num_rows() != changed.len() {
+        return None;
+    }
+    let kept =
+        |from: usize, to: usize| (to <= last.num_rows()).then(|| last.slice(from, to - from));
+    let mut parts = Vec::new();
+    let (mut next, mut c) = (0, 0);
+    while c < changed.len() {
+        let start = changed[c];
+        if start > next {
+            parts.push(kept(next, start)?);
+        }
+        let mut end = c + 1;
+        while end < changed.len() && changed[end] == changed[end - 1] + 1 {
+            end += 1;
+        }
+        parts.push(fresh.slice(c, end - c));
+        next = changed[end - 1] + 1;
+        c = end;
+    }
+    if next < n {
+        parts.push(kept(next, n)?);
+    }
+    match concat_batches(&last.schema(), &parts) {
+        Ok(b) => Some(b),
+        Err(e) => {
+            // Same schema on every side: a bug, not data. Rebuild rather than fail.
+            tracing::error!(error = %e, "Could not patch the po_lines table.");
+            None
+        }
+    }
 }
 
 /// The `deliveries` table of `rows` (`n` of them), in one pass.
