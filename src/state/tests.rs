@@ -151,6 +151,11 @@ fn inventory_positions_and_movements() {
     assert_eq!(p.on_hand, 0.0, "stock never goes below zero");
 }
 
+/// One table of a snapshot.
+fn table(snap: &Tables, name: &str) -> RecordBatch {
+    snap.get(name).cloned().expect("a state table")
+}
+
 /// A snapshot builds on the last one's `deliveries` table (the rows that left the window
 /// sliced off, the new ones appended): after any mix of completions and window moves it equals
 /// the table built from scratch (a clone of the state starts without the last table).
@@ -160,13 +165,7 @@ fn the_deliveries_table_built_on_the_last_snapshot_equals_one_built_from_scratch
         window_ms: 10 * DAY_MS,
         dedup_ms: DAY_MS,
     });
-    let deliveries = |snap: Tables| {
-        snap.tables
-            .into_iter()
-            .find(|(n, _)| *n == "deliveries")
-            .map(|(_, b)| b)
-            .expect("deliveries")
-    };
+    let deliveries = |snap: Tables| table(&snap, "deliveries");
     // (rows in the window, rows that joined it) after each day.
     let mut rows = Vec::new();
     for day in 0..40i64 {
@@ -208,13 +207,7 @@ fn the_po_lines_table_patched_from_the_last_snapshot_equals_one_built_from_scrat
     let mut sim = Simulator::new(cfg.clone());
     let decoder = EventDecoder::new(1 << 20);
     let mut s = State::new(Retention::default());
-    let po_lines = |snap: Tables| {
-        snap.tables
-            .into_iter()
-            .find(|(n, _)| *n == "po_lines")
-            .map(|(_, b)| b)
-            .expect("po_lines")
-    };
+    let po_lines = |snap: Tables| table(&snap, "po_lines");
     let mut kinds = std::collections::BTreeSet::new();
     let mut shrank = 0;
     let mut last_rows = 0;
