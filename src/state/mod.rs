@@ -671,7 +671,7 @@ impl State {
                 if line.received_quantity >= line.quantity * 0.98 {
                     let (k, line) = self
                         .lines
-                        .swap_remove_entry(&key)
+                        .swap_remove_index(index)
                         .expect("present: just looked up");
                     self.deliveries.push_back(Delivery {
                         po: k.0.into(),
